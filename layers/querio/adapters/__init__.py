@@ -1,0 +1,1 @@
+"""Adapters: one module per storage technology, each implementing a port in ``querio.ports``."""

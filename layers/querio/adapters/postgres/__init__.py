@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: the document store, pgvector search, migrations and the embedded server."""

@@ -1,0 +1,362 @@
+"""The HTTP API: ONE Powertools resolver for API Gateway (HTTP API, payload v2) and ``querio serve``.
+
+The query Lambda handler and the local server both call ``app.resolve(event, context)``.
+Routes are thin: validate (Powertools + the pydantic models of :mod:`querio.models`), call
+:class:`~querio.service.QuerioService`, return its model. Errors are mapped in
+:mod:`querio.api.errors` only.
+
+Service injection
+    Each request gets the service from :func:`current_service`: by default the process-wide
+    ``querio.wiring.get_service()`` (built on first use, never at import time). Tests and the
+    local server substitute their own with :func:`set_service_factory` (``None`` restores the
+    default). Routes receive it through Powertools ``Depends`` (``ServiceDep``).
+
+Identity
+    Before dispatch, :meth:`QuerioResolver.resolve` authenticates every path except
+    :data:`PUBLIC_PATHS` from the JWT authorizer claims (:mod:`querio.api.identity`), so a
+    request without identity gets 401 before its body is even parsed. Routes receive the
+    :class:`~querio.models.Principal` through ``PrincipalDep``.
+
+Body limits (checked before parsing, → 413)
+    multipart uploads: ``settings.max_file_bytes`` + :data:`MULTIPART_OVERHEAD`, and the file
+    part itself ≤ ``settings.max_file_bytes``; any other body: :data:`MAX_JSON_BODY`.
+    API Gateway caps payloads at 10 MB before the function runs.
+
+Upload and reprocess statuses
+    ``ingested`` → 201 (reprocess: 200), ``duplicate`` / ``in_progress`` → 200, all with body
+    ``UploadResponse``; ``failed`` (empty, not a PDF, corrupt, encrypted, scanned, too big) →
+    422 in the error shape with ``code`` = the file's error code, ``message`` = the reason and
+    ``details.outcome`` = the full ``IngestOutcome`` (the failed document is recorded).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Depends, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path, Query, UploadFile
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from querio import __version__
+from querio.api.errors import IngestRejected, register_error_handlers, to_response
+from querio.api.identity import principal_from_event
+from querio.config import Settings
+from querio.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from querio.models import (
+    Answer,
+    ChatMessage,
+    ChatReply,
+    ChatRequest,
+    ChatSession,
+    Document,
+    DocumentList,
+    DocumentStatus,
+    ErrorBody,
+    IngestOutcome,
+    Principal,
+    QueryRequest,
+    SearchRequest,
+    SearchResponse,
+    TenantStats,
+    UploadResponse,
+)
+from querio.service import QuerioService
+
+log = logging.getLogger(__name__)
+
+#: Paths answered without identity (liveness probes and API documentation).
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
+#: Room for multipart framing (boundaries, part headers, the ``tags`` field) around the file.
+MULTIPART_OVERHEAD = 64 * 1024
+#: Largest non-multipart body (queries are ≤ 2000 characters; filters ≤ 100 ids).
+MAX_JSON_BODY = 1024 * 1024
+#: HTTP status of a successful upload / reprocess, by outcome.
+UPLOAD_STATUS = {"ingested": 201, "duplicate": 200, "in_progress": 200}
+REPROCESS_STATUS = {"ingested": 200, "duplicate": 200, "in_progress": 200}
+
+_PRINCIPAL_KEY = "querio_principal"
+
+# --- service injection ------------------------------------------------------------------------
+
+ServiceFactory = Callable[[], QuerioService]
+_service_factory: ServiceFactory | None = None
+
+
+def set_service_factory(factory: ServiceFactory | None) -> None:
+    """Serve every later request with ``factory()`` (called per request; cache inside it).
+
+    ``None`` restores the default, ``querio.wiring.get_service``.
+    """
+    global _service_factory
+    _service_factory = factory
+
+
+def current_service() -> QuerioService:
+    """The service for this request (see :func:`set_service_factory`)."""
+    if _service_factory is not None:
+        return _service_factory()
+    from querio.wiring import get_service
+
+    return get_service()
+
+
+def max_body_bytes(settings: Settings) -> int:
+    """Largest request body any route accepts (a multipart upload of the largest file)."""
+    return settings.max_file_bytes + MULTIPART_OVERHEAD
+
+
+# --- the resolver ----------------------------------------------------------------------------
+
+
+class QuerioResolver(APIGatewayHttpResolver):
+    """``APIGatewayHttpResolver`` plus a pre-dispatch guard (identity, body size and encoding).
+
+    Powertools validates the body before any middleware runs, so checks that must precede
+    parsing (401 before 422; 413 before decoding a huge body) run in :meth:`resolve`.
+    """
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
+        try:
+            principal = self._guard(event)
+        except Exception as exc:
+            rid = (event.get("requestContext") or {}).get("requestId")
+            builder: ResponseBuilder[Any] = ResponseBuilder(to_response(exc, str(rid) if rid else None),
+                                                            serializer=self._serializer)
+            return builder.build(APIGatewayProxyEventV2(dict(event)))
+        if principal is not None:
+            self.append_context(**{_PRINCIPAL_KEY: principal})
+        return super().resolve(event, context)
+
+    def _guard(self, event: Mapping[str, Any]) -> Principal | None:
+        proxy = APIGatewayProxyEventV2(dict(event))
+        path = self._remove_prefix(proxy.path)
+        principal = None if path in PUBLIC_PATHS else principal_from_event(event)
+        _check_body(proxy)
+        return principal
+
+
+def _check_body(event: APIGatewayProxyEventV2) -> None:
+    """Reject oversized or undecodable bodies before Powertools parses them."""
+    body = event.body
+    if not body:
+        return
+    content_type = (event.headers.get("content-type") or "").strip().lower()
+    multipart = content_type.startswith("multipart/form-data")
+    size = len(body) * 3 // 4 if event.is_base64_encoded else len(body.encode())
+    limit = max_body_bytes(current_service().settings) if multipart else MAX_JSON_BODY
+    if size > limit:
+        raise PayloadTooLarge(f"the request body is about {size:,} bytes; the limit is {limit:,}",
+                              details={"limit_bytes": limit})
+    if multipart:
+        if "boundary=" not in content_type:
+            raise ValidationFailed("multipart/form-data needs a boundary parameter")
+        return
+    raw = body.encode()
+    try:
+        if event.is_base64_encoded:
+            raw = base64.b64decode(raw, validate=True)
+        raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("the request body is not valid UTF-8 text") from exc
+
+
+app = QuerioResolver(enable_validation=True)
+register_error_handlers(app)
+app.enable_swagger(path="/api/docs", title="Querio", version=__version__)
+
+
+def _service() -> QuerioService:
+    return current_service()
+
+
+def _principal() -> Principal:
+    principal = app.context.get(_PRINCIPAL_KEY)
+    if principal is None:  # routes added without the guard (never for the routes below)
+        principal = principal_from_event(app.current_event.raw_event)
+    if not isinstance(principal, Principal):
+        raise Unauthorized("no verified identity")
+    return principal
+
+
+ServiceDep = Annotated[QuerioService, Depends(_service)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+DocumentId = Annotated[uuid.UUID, Path(description="document id (UUID)")]
+SessionId = Annotated[uuid.UUID, Path(description="chat session id (UUID)")]
+
+
+def _responses(ok: int, description: str, *error_codes: int, **more: Any) -> dict[int, Any]:
+    """OpenAPI responses of a route: the success (schema from the return annotation), the
+    error statuses it may give (all ``ErrorBody``) and ``more`` (``_<status>=entry``)."""
+    out: dict[int, Any] = {ok: {"description": description}}
+    for c in error_codes:
+        out[c] = {"description": HTTPStatus(c).phrase,
+                  "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}}}
+    out.update({int(k.lstrip("_")): v for k, v in more.items()})
+    return out
+
+
+_COMMON = (401, 422)  # every authenticated route: no identity, invalid input
+
+
+def _split_tags(tags: str | None) -> list[str]:
+    return [t.strip() for t in (tags or "").split(",") if t.strip()]
+
+
+def _outcome_response(outcome: IngestOutcome, statuses: Mapping[str, int]) -> Response[UploadResponse]:
+    if outcome.status == "failed":
+        raise IngestRejected(outcome)
+    return Response(status_code=statuses[outcome.status], content_type=content_types.APPLICATION_JSON,
+                    body=UploadResponse(outcome=outcome))
+
+
+# --- meta ------------------------------------------------------------------------------------
+
+
+@app.get("/api/health", tags=["meta"], summary="Liveness and dependency status (no identity needed)",
+         responses=_responses(200, "all dependencies answer",
+                              _503={"description": "a dependency is down (same body, status 'degraded')"}))
+def health(service: ServiceDep) -> Response[dict[str, Any]]:
+    """``{"status": "ok"|"degraded", "database": bool, "cache": str, "vector_backend": str}``."""
+    report = service.health()
+    status = 200 if report.get("status") == "ok" else 503
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=report)
+
+
+@cache
+def _openapi_json() -> str:
+    return app.get_openapi_json_schema(
+        title="Querio", version=__version__,
+        description="PDF retrieval (RAG): upload PDFs, search them (hybrid vector + full-text) and ask "
+                    "questions answered with page citations. Every route but health and the API "
+                    "documents needs a JWT (API Gateway authorizer).",
+        security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")}, security=[{"jwt": []}])
+
+
+@app.get("/api/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    """The OpenAPI 3.1 document of this API, generated from the routes and models."""
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_openapi_json())
+
+
+@app.get("/api/stats", tags=["meta"], summary="Corpus and usage statistics of the caller's tenant",
+         responses=_responses(200, "statistics", 401))
+def stats(service: ServiceDep, principal: PrincipalDep) -> TenantStats:
+    return service.stats(principal)
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+@app.post("/api/documents", tags=["documents"], status_code=201,
+          summary="Upload and ingest one PDF (multipart/form-data: file, optional comma-separated tags)",
+          responses=_responses(201, "ingested", 401, 413, 422,
+                               _200={"description": "identical bytes already ingested, or being ingested"}))
+def upload_document(
+    file: Annotated[UploadFile, File(description="the PDF file")],
+    service: ServiceDep,
+    principal: PrincipalDep,
+    tags: Annotated[str | None, Form(description="comma-separated tags, e.g. 'manuals,2024'")] = None,
+) -> Response[UploadResponse]:
+    """201 ``ingested``; 200 ``duplicate``/``in_progress``; 422 ``failed`` (error shape, outcome
+    in ``details.outcome``); 413 when the file exceeds ``QUERIO_MAX_FILE_BYTES``."""
+    limit = service.settings.max_file_bytes
+    if len(file.content) > limit:
+        raise PayloadTooLarge(f"the file is {len(file.content):,} bytes; the limit is {limit:,}",
+                              details={"limit_bytes": limit})
+    outcome = service.ingest(principal, file.content, file.filename or "upload.pdf", tags=_split_tags(tags))
+    return _outcome_response(outcome, UPLOAD_STATUS)
+
+
+@app.get("/api/documents", tags=["documents"], summary="List the caller's documents, newest first",
+         responses=_responses(200, "a page of documents", *_COMMON))
+def list_documents(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    status: Annotated[DocumentStatus | None, Query(description="only documents in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="documents to skip")] = 0,
+) -> DocumentList:
+    return service.list_documents(principal, status=status, limit=limit, offset=offset)
+
+
+@app.get("/api/documents/<document_id>", tags=["documents"], summary="One document's metadata",
+         responses=_responses(200, "the document", *_COMMON, 404))
+def get_document(document_id: DocumentId, service: ServiceDep, principal: PrincipalDep) -> Document:
+    return service.get_document(principal, document_id)
+
+
+@app.delete("/api/documents/<document_id>", tags=["documents"],
+            summary="Delete a document, its chunks, vectors and file; returns what was deleted",
+            responses=_responses(200, "the deleted document", *_COMMON, 404))
+def delete_document(document_id: DocumentId, service: ServiceDep, principal: PrincipalDep) -> Document:
+    return service.delete_document(principal, document_id)
+
+
+@app.post("/api/documents/<document_id>/reprocess", tags=["documents"],
+          summary="Parse, chunk and embed a stored document again",
+          responses=_responses(200, "the outcome (ingested or in_progress)", *_COMMON, 404, 409))
+def reprocess_document(document_id: DocumentId, service: ServiceDep,
+                       principal: PrincipalDep) -> Response[UploadResponse]:
+    """200 with the outcome; 422 (error shape) when the stored file fails; 409 while it is busy."""
+    return _outcome_response(service.reprocess(principal, document_id), REPROCESS_STATUS)
+
+
+# --- retrieval -----------------------------------------------------------------------------------
+
+
+@app.post("/api/search", tags=["retrieval"], summary="Hybrid (vector + full-text) search over chunks",
+          responses=_responses(200, "ranked chunks", *_COMMON))
+def search(body: SearchRequest, service: ServiceDep, principal: PrincipalDep) -> SearchResponse:
+    """Ranked chunks, each with ``filename`` and 1-based physical ``page``."""
+    return service.search(principal, body)
+
+
+@app.post("/api/query", tags=["retrieval"], summary="Answer a question from the documents, with citations",
+          responses=_responses(200, "the answer and its sources", *_COMMON))
+def query(body: QueryRequest, service: ServiceDep, principal: PrincipalDep) -> Answer:
+    return service.query(principal, body)
+
+
+# --- chat ------------------------------------------------------------------------------------------
+
+
+@app.post("/api/chat", tags=["chat"], summary="Send a message; omit session_id to start a session",
+          responses=_responses(200, "the assistant's reply", *_COMMON, 404))
+def chat(body: ChatRequest, service: ServiceDep, principal: PrincipalDep) -> ChatReply:
+    return service.chat(principal, body)
+
+
+@app.get("/api/chat/sessions", tags=["chat"], summary="The caller's tenant's chat sessions",
+         responses=_responses(200, "sessions, most recent first", *_COMMON))
+def list_chat_sessions(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[ChatSession]:
+    return service.list_chat_sessions(principal, limit=limit, offset=offset)
+
+
+@app.get("/api/chat/sessions/<session_id>/history", tags=["chat"],
+         summary="Messages of a session, oldest first",
+         responses=_responses(200, "the messages", *_COMMON, 404))
+def chat_history(session_id: SessionId, service: ServiceDep, principal: PrincipalDep) -> list[ChatMessage]:
+    return service.chat_history(principal, session_id)
+
+
+@app.delete("/api/chat/sessions/<session_id>", tags=["chat"], status_code=204,
+            summary="Delete a chat session", responses=_responses(204, "deleted", *_COMMON, 404))
+def delete_chat_session(session_id: SessionId, service: ServiceDep,
+                        principal: PrincipalDep) -> Response[None]:
+    service.delete_chat_session(principal, session_id)
+    return Response(status_code=204, content_type=None, body=None)

@@ -1,0 +1,102 @@
+"""Settings from the environment, validated once at start-up (cold start for Lambda).
+
+Every variable is prefixed ``QUERIO_`` except ``REDIS_URL``, the conventional name.
+A missing or invalid setting raises :class:`~querio.errors.ConfigurationError` naming it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from querio.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Defaults give the embedded local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="QUERIO_", extra="ignore", frozen=True)
+
+    # where embedded data lives (blobs, the private PostgreSQL cluster)
+    data_dir: Path = Field(default=Path(".querio"), description="embedded data directory")
+
+    # storage backends ------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL DSN with pgvector; unset = start a private server under data_dir",
+    )
+    blob_backend: Literal["filesystem", "s3"] = "filesystem"
+    vector_backend: Literal["pgvector"] = "pgvector"
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "QUERIO_REDIS_URL"),
+        description="redis:// or rediss:// (TLS, ElastiCache); unset = in-process cache",
+    )
+
+    # ingestion -----------------------------------------------------------------------------------
+    # ~1000 characters is the seed's "balanced" size and roughly what all-MiniLM-L6-v2 sees
+    # (256 word pieces): chunks are also capped in tokens so no text goes un-embedded.
+    chunk_size: int = Field(default=1000, ge=200, le=8000, description="max characters per chunk")
+    chunk_overlap: int = Field(default=150, ge=0, le=2000, description="characters shared by neighbours")
+    embed_batch_size: int = Field(default=32, ge=1, le=512)
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="reject larger uploads (bytes)")
+    max_pages: int = Field(default=5000, ge=1)
+
+    # retrieval ---------------------------------------------------------------------------------------
+    hybrid_alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="vector weight in RRF fusion (the seed's alpha)"
+    )
+    rrf_k: int = Field(default=60, ge=1, description="RRF constant (Cormack et al. 2009 use 60)")
+    candidate_multiplier: int = Field(default=4, ge=1, le=20, description="each retriever returns k*this")
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    exact_scan_max_rows: int = Field(
+        default=20_000, ge=0,
+        description="tenants with at most this many chunks get an exact (not HNSW) vector scan",
+    )
+
+    # caching --------------------------------------------------------------------------------------------
+    embedding_cache_ttl_s: int = Field(default=86_400, ge=0, description="the seed's 24 h")
+    result_cache: bool = True
+
+    # local server ----------------------------------------------------------------------------------------
+    local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("QUERIO_CHUNK_OVERLAP must be smaller than QUERIO_CHUNK_SIZE")
+        return self
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus ``overrides``; fail with the variable's name."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = loc if loc.isupper() else f"QUERIO_{loc.upper()}"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

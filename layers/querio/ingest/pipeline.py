@@ -1,0 +1,140 @@
+"""The ingest pipeline: bytes → claimed document → blob → parse → chunk → embed → store.
+
+Status moves ``pending → processing → completed | failed`` on the document row.
+- A :class:`~querio.errors.PermanentIngestError` (bad file) marks the document failed with its
+  code and message and returns a ``failed`` outcome: the caller's batch goes on.
+- Anything else (database, blob store, a bug) is re-raised after a best-effort
+  ``failed`` mark, so a queue consumer can retry; a retry re-claims the row.
+- Identical bytes for the same tenant are one document (sha256, enforced by a unique index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import PurePath
+
+from querio.config import Settings
+from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError
+from querio.ingest.chunking import chunk_pages
+from querio.ingest.pdf import parse_pdf
+from querio.models import DocumentStatus, IngestOutcome, NewDocument, clean_tags
+from querio.ports import BlobStore, DocumentStore, Embedder, VectorStore
+
+log = logging.getLogger(__name__)
+
+#: A ``processing`` row untouched this long belongs to a crashed worker and may be retaken.
+#: 15 min is the Lambda maximum timeout: no live invocation can hold a row longer.
+STALE_PROCESSING_S = 15 * 60
+
+
+def display_filename(name: str) -> str:
+    """The last path component of a user-supplied name, printable, ≤ 255 chars.
+
+    It is only ever displayed or stored as data: blob keys never contain it.
+    """
+    base = PurePath(name.replace("\\", "/")).name or "document.pdf"
+    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    return (cleaned or "document.pdf")[:255]
+
+
+def blob_key(tenant_id: str, document_id: uuid.UUID) -> str:
+    """Hash-partitioned key as in the seed's Option C (``ab/cd/abcd….pdf``), per tenant."""
+    h = document_id.hex
+    return f"tenants/{tenant_id}/documents/{h[:2]}/{h[2:4]}/{h}.pdf"
+
+
+class IngestPipeline:
+    def __init__(self, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
+                 embedder: Callable[[], Embedder]) -> None:
+        self._s = settings
+        self._docs = documents
+        self._vectors = vectors
+        self._blobs = blobs
+        self._embedder = embedder
+
+    def ingest(self, tenant_id: str, data: bytes, filename: str, *, tags: Sequence[str] = (),
+               uploaded_by: str | None = None, progress: Callable[[str], None] | None = None) -> IngestOutcome:
+        started = time.perf_counter()
+        name = display_filename(filename)
+        sha = hashlib.sha256(data).hexdigest()
+        doc_id = uuid.uuid4()
+        new = NewDocument(
+            id=doc_id, tenant_id=tenant_id, original_filename=(filename or name)[:255], filename=name,
+            file_size=len(data), content_sha256=sha, storage_type=self._blobs.storage_type,
+            storage_path=blob_key(tenant_id, doc_id), tags=clean_tags(list(tags)), uploaded_by=uploaded_by,
+        )
+        doc, created = self._docs.claim_document(new)
+        if not created and doc.processing_status == DocumentStatus.COMPLETED:
+            return IngestOutcome(status="duplicate", document=doc, reason="identical content already ingested",
+                                 pages=doc.page_count or 0, chunks=doc.chunk_count)
+        claimed = self._docs.try_start_processing(tenant_id, doc.id, stale_after_s=STALE_PROCESSING_S)
+        if claimed is None:
+            return IngestOutcome(status="in_progress", document=doc, reason="another worker is ingesting it")
+        return self._process(claimed.id, tenant_id, data, claimed.storage_path or new.storage_path, started,
+                             progress)
+
+    def reprocess(self, tenant_id: str, document_id: uuid.UUID) -> IngestOutcome:
+        started = time.perf_counter()
+        doc = self._docs.reset_for_reprocess(tenant_id, document_id)
+        claimed = self._docs.try_start_processing(tenant_id, doc.id, stale_after_s=STALE_PROCESSING_S)
+        if claimed is None:
+            return IngestOutcome(status="in_progress", document=doc, reason="another worker is ingesting it")
+        data = self._blobs.get(claimed.storage_path or "")
+        return self._process(claimed.id, tenant_id, data, claimed.storage_path or "", started, None)
+
+    def _process(self, document_id: uuid.UUID, tenant_id: str, data: bytes, key: str, started: float,
+                 progress: Callable[[str], None] | None) -> IngestOutcome:
+        say = progress or (lambda _msg: None)
+        try:
+            if not data.strip():
+                raise EmptyFile("the file is empty (0 bytes of content)")
+            if len(data) > self._s.max_file_bytes:
+                raise FileTooLarge(
+                    f"the file is {len(data):,} bytes; the limit is {self._s.max_file_bytes:,} "
+                    "(QUERIO_MAX_FILE_BYTES)")
+            if not self._blobs.exists(key):
+                self._blobs.put(key, data, metadata={"tenant": tenant_id, "document-id": str(document_id)})
+            say("parsing")
+            parsed = parse_pdf(data, max_pages=self._s.max_pages)
+            embedder = self._embedder()
+            say("chunking")
+            chunks = chunk_pages(parsed.pages, chunk_size=self._s.chunk_size,
+                                 chunk_overlap=self._s.chunk_overlap, count_tokens=embedder.count_tokens,
+                                 max_tokens=embedder.max_tokens)
+            say(f"embedding {len(chunks)} chunks")
+            vectors = embedder.embed_documents([c.content for c in chunks])
+            info = {
+                "page_count": parsed.page_count, "word_count": parsed.word_count,
+                "empty_page_count": len(parsed.empty_pages), "title": parsed.info.title,
+                "author": parsed.info.author, "language": parsed.info.language,
+                "created_date": parsed.info.created_date,
+            }
+            say("storing")
+            doc = self._docs.complete_document(
+                tenant_id, document_id, chunks=chunks,
+                embeddings=vectors if self._vectors.colocated else None, info=info)
+            # An external vector store is written after the commit; issue 5's reconciler
+            # repairs a crash between the two (chunk rows without vectors).
+        except PermanentIngestError as exc:
+            doc = self._docs.mark_failed(tenant_id, document_id, code=exc.code, message=exc.message)
+            return IngestOutcome(status="failed", document=doc, reason=exc.message, error_code=exc.code,
+                                 seconds=round(time.perf_counter() - started, 3))
+        except BaseException as exc:
+            self._mark_failed_quietly(tenant_id, document_id, exc)
+            raise
+        return IngestOutcome(status="ingested", document=doc, pages=parsed.page_count, chunks=len(chunks),
+                             empty_pages=len(parsed.empty_pages),
+                             seconds=round(time.perf_counter() - started, 3))
+
+    def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> None:
+        code = exc.code if isinstance(exc, QuerioError) else "internal_error"
+        try:
+            self._docs.mark_failed(tenant_id, document_id, code=code,
+                                   message=f"{type(exc).__name__}: {exc}"[:1000])
+        except Exception:  # the store may be the thing that is down
+            log.exception("could not record the failure of document %s", document_id)

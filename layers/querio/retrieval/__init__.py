@@ -1,0 +1,1 @@
+"""Retrieval: fusion of the vector and full-text retrievers, snippets and answers."""
