@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # (256 word pieces): chunks are also capped in tokens so no text goes un-embedded.
     chunk_size: int = Field(default=1000, ge=200, le=8000, description="max characters per chunk")
     chunk_overlap: int = Field(default=150, ge=0, le=2000, description="characters shared by neighbours")
-    embed_batch_size: int = Field(default=32, ge=1, le=512)
+    embed_batch_size: int = Field(default=16, ge=1, le=512)
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="reject larger uploads (bytes)")
     max_pages: int = Field(default=5000, ge=1)
 

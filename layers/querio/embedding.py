@@ -188,8 +188,9 @@ class SentenceTransformerEmbedder:
             hf_logging.disable_progress_bar()
         except ImportError:  # pragma: no cover - older transformers
             pass
-        # One intra-op thread per core; torch's default can exceed a container's cores.
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        # One intra-op thread per usable core (2 on the target machines); torch's default
+        # can exceed a container's cores, and oversubscribed OpenMP threads spin.
+        torch.set_num_threads(_usable_cores())
         model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         model.eval()
         # sentence-transformers 6 renamed the getter; keep working with 3-5 too
@@ -204,6 +205,14 @@ class SentenceTransformerEmbedder:
         log.info("embedding model %s loaded from %s in %.2f s (%d torch threads)",
                  self.model_name, path, self.load_seconds, torch.get_num_threads())
         return model
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a cpuset-limited container sees fewer than the host)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _l2_normalise(matrix: np.ndarray) -> Vector:
