@@ -67,13 +67,9 @@ LIVE_WHERE = sql.SQL(
     "c.tenant_id = %(tenant)s AND d.deleted_at IS NULL AND d.processing_status = 'completed'"
 )
 
-# OR of the query's English lexemes. Each lexeme is quoted as a tsquery literal (backslash and
-# quote escaped) so punctuation kept inside lexemes (URLs, paths, "o'brien") cannot be read as
-# tsquery operators. No lexemes (empty or stop-word-only query) → NULL → matches nothing.
-_OR_TSQUERY = sql.SQL(
-    r"""(SELECT string_agg('''' || replace(replace(l, '\', '\\'), '''', '''''') || '''', ' | ')
-          FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l)::tsquery"""
-)
+#: Okapi BM25 parameters: the usual defaults (Robertson & Zaragoza 2009; Lucene's too).
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 _CHUNK_COPY = sql.SQL(
     "COPY document_chunks (id, document_id, tenant_id, content, chunk_index, page_number, page_end,"
@@ -378,8 +374,9 @@ class PostgresDocumentStore:
             ).fetchone()
             if locked is None:
                 raise NotFound(f"document {document_id} not found")
-            removed = conn.execute("DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s",
-                                   (document_id, tenant_id)).rowcount
+            removed = conn.execute(
+                "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s RETURNING term_count",
+                (document_id, tenant_id)).fetchall()
             # binary COPY: the fastest load path (measured 150k rows/s vs 84k for executemany)
             with conn.cursor().copy(_CHUNK_COPY) as copy:
                 copy.set_types(_CHUNK_COPY_TYPES)
@@ -391,9 +388,11 @@ class PostgresDocumentStore:
                         ch.page_end, ch.char_start, ch.char_end, len(ch.content), ch.token_count, ch.section,
                         None if embeddings is None else PgVector(embeddings[i]),
                     ))
+            terms = _index_terms(conn, tenant_id, document_id)
             # last, so the tenant's counter row is locked only for the commit (concurrent
             # ingests of one tenant queue on it); lock order is always document → counter
-            _bump_usage(conn, tenant_id, len(chunks) - removed)
+            _bump_usage(conn, tenant_id, len(chunks) - len(removed),
+                        terms - sum(r[0] or 0 for r in removed))
             doc = self._doc_row(
                 conn,
                 "UPDATE documents SET processing_status = 'completed', processed = true,"
@@ -437,34 +436,49 @@ class PostgresDocumentStore:
         """
         with self.connection() as conn:
             # one statement, so the counter moves in the same transaction as the cascade
+            # (the `rows` CTE reads the snapshot from before the delete)
             conn.execute(
-                "WITH gone AS (DELETE FROM documents WHERE id = %s AND tenant_id = %s"
-                " RETURNING tenant_id, chunk_count)"
-                " UPDATE tenant_usage u SET chunk_rows = GREATEST(0, u.chunk_rows - gone.chunk_count),"
-                " updated_at = now() FROM gone WHERE u.tenant_id = gone.tenant_id",
-                (document_id, tenant_id),
+                "WITH rows AS (SELECT count(*) AS n, COALESCE(sum(term_count), 0) AS terms"
+                "  FROM document_chunks WHERE document_id = %(id)s AND tenant_id = %(tenant)s),"
+                " gone AS (DELETE FROM documents WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING tenant_id)"
+                " UPDATE tenant_usage u SET chunk_rows = GREATEST(0, u.chunk_rows - rows.n),"
+                " term_occurrences = GREATEST(0, u.term_occurrences - rows.terms),"
+                " updated_at = now() FROM gone, rows WHERE u.tenant_id = gone.tenant_id",
+                {"id": document_id, "tenant": tenant_id},
             )
 
     # chunks ---------------------------------------------------------------------------------------
     def fulltext_search(self, tenant_id: str, query: str, k: int, filters: SearchFilters) -> list[ChunkRef]:
-        """Up to ``k`` live chunks matching ANY of the query's lexemes, best first.
+        """Up to ``k`` live chunks ranked by Okapi BM25 over the query's English lexemes, best first.
 
-        Score: ``ts_rank_cd(content_tsv, q, 32)`` in [0, 1): cover density rewards chunks
-        where more query terms occur close together; normalisation 32 maps rank r to
-        r/(r+1). Ties break on chunk id so results are deterministic. An empty or
-        stop-word-only query returns ``[]``.
+        ``score = Σ idf(t) · tf·(k1+1) / (tf + k1·(1 - b + b·|d|/avgdl))`` with
+        ``idf(t) = ln(1 + (N - df + 0.5)/(df + 0.5))``, k1 = 1.2, b = 0.75 (Robertson & Zaragoza
+        2009). Postings come from ``chunk_terms`` (migration 0002); N and avgdl from
+        ``tenant_usage``; df counts the tenant's postings, deleted-but-unpurged chunks included
+        (as Lucene counts deleted documents until a merge). Filters and liveness apply before
+        the LIMIT. Ties break on chunk id. An empty or stop-word-only query returns ``[]``.
         """
         if k <= 0 or not query.strip():
             return []
         where, params = search_filter_sql(filters)
         stmt = sql.SQL(
-            "WITH q AS MATERIALIZED (SELECT {tsq} AS tsq)"
-            " SELECT c.id, ts_rank_cd(c.content_tsv, q.tsq, 32) AS score"
-            " FROM q, {live} WHERE {live_where} AND c.content_tsv @@ q.tsq {filters}"
-            " ORDER BY score DESC, c.id LIMIT %(k)s"
-        ).format(tsq=_OR_TSQUERY, live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+            "WITH ql AS MATERIALIZED (SELECT DISTINCT l AS lexeme"
+            "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l),"
+            " post AS MATERIALIZED (SELECT t.lexeme, t.chunk_id, t.tf, t.dl FROM chunk_terms t"
+            "  JOIN ql ON t.lexeme = ql.lexeme WHERE t.tenant_id = %(tenant)s),"
+            " df AS (SELECT lexeme, count(*)::float8 AS df FROM post GROUP BY lexeme),"
+            " st AS (SELECT GREATEST(chunk_rows, 1)::float8 AS n,"
+            "  GREATEST(term_occurrences, 1)::float8 / GREATEST(chunk_rows, 1) AS avgdl"
+            "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
+            " scored AS (SELECT p.chunk_id, sum(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5))"
+            "   * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / st.avgdl))) AS score"
+            "  FROM post p JOIN df ON df.lexeme = p.lexeme CROSS JOIN st GROUP BY p.chunk_id)"
+            " SELECT s.chunk_id, s.score FROM scored s JOIN {live} ON c.id = s.chunk_id"
+            " WHERE {live_where} {filters}"
+            " ORDER BY s.score DESC, s.chunk_id LIMIT %(k)s"
+        ).format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
         # PostgreSQL text cannot hold NUL; a stray one must not turn a search into an error
-        params.update(tenant=tenant_id, query=query.replace("\x00", " "), k=k)
+        params.update(tenant=tenant_id, query=query.replace("\x00", " "), k=k, k1=BM25_K1, b=BM25_B)
         with self.connection() as conn:
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
@@ -635,17 +649,40 @@ class PostgresDocumentStore:
             pool.close()
 
 
-def _bump_usage(conn: Conn, tenant_id: str, delta: int) -> None:
-    """Add ``delta`` to the tenant's chunk-row counter (``tenant_usage``), inside the caller's
-    transaction."""
-    if delta == 0:
+def _bump_usage(conn: Conn, tenant_id: str, delta: int, delta_terms: int = 0) -> None:
+    """Add ``delta`` chunk rows and ``delta_terms`` term occurrences to the tenant's counters
+    (``tenant_usage``), inside the caller's transaction."""
+    if delta == 0 and delta_terms == 0:
         return
     conn.execute(
-        "INSERT INTO tenant_usage (tenant_id, chunk_rows) VALUES (%s, GREATEST(0, %s))"
-        " ON CONFLICT (tenant_id) DO UPDATE SET chunk_rows = GREATEST(0, tenant_usage.chunk_rows + %s),"
-        " updated_at = now()",
-        (tenant_id, delta, delta),
+        "INSERT INTO tenant_usage (tenant_id, chunk_rows, term_occurrences)"
+        " VALUES (%(t)s, GREATEST(0, %(d)s), GREATEST(0, %(dt)s))"
+        " ON CONFLICT (tenant_id) DO UPDATE SET chunk_rows = GREATEST(0, tenant_usage.chunk_rows + %(d)s),"
+        " term_occurrences = GREATEST(0, tenant_usage.term_occurrences + %(dt)s), updated_at = now()",
+        {"t": tenant_id, "d": delta, "dt": delta_terms},
     )
+
+
+def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID) -> int:
+    """Write the BM25 postings of the document's (just copied) chunks; return the document's
+    total term occurrences. Runs inside the caller's transaction, all in SQL: the lexemes come
+    from each chunk's generated ``content_tsv``, so postings and the GIN index agree."""
+    conn.execute(
+        "UPDATE document_chunks c SET term_count = COALESCE("
+        " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
+        " WHERE c.document_id = %s AND c.tenant_id = %s",
+        (document_id, tenant_id),
+    )
+    conn.execute(
+        "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
+        " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
+        " FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+        " WHERE c.document_id = %s AND c.tenant_id = %s",
+        (document_id, tenant_id),
+    )
+    row = conn.execute("SELECT COALESCE(sum(term_count), 0) FROM document_chunks"
+                       " WHERE document_id = %s AND tenant_id = %s", (document_id, tenant_id)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _cut(value: Any, width: int) -> str | None:
