@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     embedding_cache_ttl_s: int = Field(default=86_400, ge=0, description="the seed's 24 h")
     result_cache: bool = True
 
+    # AWS (the serverless runtime; issue 3) ---------------------------------------------------------------
+    s3_bucket: str | None = Field(default=None, description="PDF bucket (required when blob_backend=s3)")
+    database_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret with RDS credentials (host, port, username, password, dbname)"
+    )
+    ingest_queue_url: str | None = Field(default=None, description="SQS queue for re-enqueued page-range work items")
+    bedrock_model_id: str | None = Field(default=None, description="Bedrock model id; unset = extractive answers")
+    rate_limit_per_minute: int = Field(default=120, ge=0, description="requests per user per minute; 0 = off")
+    archive_after_days: int = Field(default=365, ge=1, description="days without access before GLACIER (seed: 365)")
+    purge_after_days: int = Field(default=30, ge=0, description="days a soft-deleted document is kept before purge")
+    pages_per_part: int = Field(default=200, ge=10, description="pages per ingest work item for large PDFs")
+
     # local server ----------------------------------------------------------------------------------------
     local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
 
