@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.pdfs",
     "tests.fixtures.service",
     "tests.fixtures.events",
+    "tests.fixtures.aws_events",
 ]

@@ -136,7 +136,8 @@ class FileResult:
     @classmethod
     def from_outcome(cls, path: Path, outcome: IngestOutcome) -> FileResult:
         doc = outcome.document
-        return cls(path=str(path), filename=doc.filename if doc else path.name, status=outcome.status,
+        # the name the user gave *this* file (a duplicate's stored document may carry another)
+        return cls(path=str(path), filename=path.name, status=outcome.status,
                    reason=outcome.reason, error_code=outcome.error_code,
                    document_id=str(doc.id) if doc else None, pages=outcome.pages, chunks=outcome.chunks,
                    seconds=outcome.seconds)
@@ -239,7 +240,7 @@ def print_ingest_summary(ctx: Ctx, results: Sequence[FileResult], totals: dict[s
     for r in results:
         table.add_row(Text(r.filename), Text(STATUS_LABEL[r.status], style=STATUS_STYLE[r.status]),
                       str(r.pages or ""), str(r.chunks or ""), f"{r.seconds:.2f}",
-                      Text((r.reason or "") if r.status != "ingested" else ""))
+                      Text(r.reason or ""))
     ctx.out.print(table)
     ctx.out.print(
         f"{totals['files']} file(s): {totals['ingested']} ingested, "

@@ -10,13 +10,21 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+
+def _no_nul(value: str) -> str:
+    # NUL cannot be stored in PostgreSQL text; reject it at the boundary with a clear message.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
 
 # A tenant id is an opaque string from the identity layer (JWT `sub` or a tenant claim).
 # It is restricted so it can be embedded in S3 keys and cache keys without escaping.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
 TenantId = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(_no_nul)]
 
 
 class _Frozen(BaseModel):
@@ -240,7 +248,8 @@ class IngestOutcome(BaseModel):
 
 # --- HTTP request bodies -------------------------------------------------------------------
 
-QueryText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True),
+                      AfterValidator(_no_nul)]
 
 
 class SearchRequest(BaseModel):
@@ -313,7 +322,7 @@ def clean_tags(tags: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     """Normalise user-supplied tags: trimmed, lower-cased, de-duplicated, order kept."""
     seen: dict[str, None] = {}
     for t in tags or ():
-        t = t.strip().lower()
+        t = t.replace("\x00", "").strip().lower()
         if t:
             seen.setdefault(t[:64], None)
     return tuple(seen)

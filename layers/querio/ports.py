@@ -60,6 +60,26 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    # archive and presigned access (issue 3) ------------------------------------------------
+    def storage_class(self, key: str) -> str:
+        """``STANDARD``, ``GLACIER``, ...; ``NotFound`` if absent."""
+
+    def restore_status(self, key: str) -> str | None:
+        """``None`` (no restore requested), ``"ongoing"`` or ``"available"`` (readable again)."""
+
+    def archive(self, key: str, storage_class: str = "GLACIER") -> str:
+        """Move the blob to the archive class, keeping its metadata; idempotent."""
+
+    def restore(self, key: str, days: int = 7) -> str:
+        """Start (or keep) a temporary restore; returns ``restore_status`` or ``"not_archived"``."""
+
+    def presign_put(self, key: str, *, expires_s: int, content_type: str = "application/pdf",
+                    content_length: int | None = None) -> dict[str, Any]:
+        """``{"url", "headers"}`` of a direct upload; ``Conflict`` where the backend has none."""
+
+    def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        """A time-limited download URL; ``Conflict`` where the backend has none."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
@@ -129,6 +149,10 @@ class DocumentStore(Protocol):
     def fetch_chunks(self, tenant_id: str, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredChunk]:
         """Live chunks by id; ids of other tenants or deleted documents are silently absent."""
 
+    def corpus_version(self, tenant_id: str) -> str:
+        """An opaque token that changes whenever the tenant's searchable corpus may have changed
+        (a document added, completed, failed, reprocessed, deleted or purged)."""
+
     def touch_documents(self, tenant_id: str, document_ids: Sequence[uuid.UUID]) -> None:
         """Record ``accessed_at`` (drives the archive policy); best effort, cheap."""
 
@@ -152,6 +176,38 @@ class DocumentStore(Protocol):
                      chunks_retrieved: int, success: bool) -> None: ...
 
     def stats(self, tenant_id: str) -> TenantStats: ...
+
+    # S3 uploads and archive (issue 3) ------------------------------------------------------------
+    def find_by_s3_key(self, tenant_id: str, bucket: str, key: str) -> Document | None:
+        """The live document uploaded as ``s3://bucket/key`` for this tenant, if any."""
+
+    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str) -> None:
+        """Record the S3 object a document came from (the first one wins)."""
+
+    def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
+                           limit: int = 50) -> list[Document]:
+        """Live completed STANDARD documents of every tenant idle since before ``idle_before``."""
+
+    def mark_archived(self, tenant_id: str, document_id: uuid.UUID, storage_class: str) -> Document | None: ...
+
+    def purge_candidates(self, deleted_before: dt.datetime, *, after_id: uuid.UUID | None = None,
+                         limit: int = 50) -> list[Document]:
+        """Soft-deleted documents of every tenant deleted before ``deleted_before``."""
+
+    # page-range ingest parts of large PDFs (issue 3) ----------------------------------------------
+    def start_parts(self, tenant_id: str, document_id: uuid.UUID, ranges: Sequence[tuple[int, int]]) -> None:
+        """(Re)plan the parts: earlier parts and staged chunks are dropped."""
+
+    def claim_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, stale_after_s: int
+                   ) -> dict[str, Any] | None:
+        """Compare-and-set a part to ``processing``; ``None`` if done, held, or its document is not processing."""
+
+    def fail_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, message: str) -> None: ...
+
+    def store_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, chunks: Sequence[ChunkDraft],
+                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int) -> Document | None:
+        """Stage a part's chunks and mark it done in one transaction; the last part assembles
+        the document (``completed``) and returns it, the others return ``None``."""
 
     # lifecycle ---------------------------------------------------------------------------------
     def healthy(self) -> bool: ...
@@ -191,7 +247,30 @@ class Cache(Protocol):
     def incr(self, key: str) -> int:
         """Atomically increment and return the counter (used for corpus generations)."""
 
-    def get_int(self, key: str) -> int: ...
+    def get_int(self, key: str) -> int:
+        """The counter's value (0 if unset); ``-1`` when the cache is unavailable."""
+
+    # Issue 3: rate limits and usage statistics. Same failure rule: never raise.
+    errors: int  # calls that failed or were skipped because the backend is down
+
+    def rate_limit(self, key: str, limit: int, window_s: int) -> tuple[bool, int]:
+        """Count one request in ``key``'s fixed window of ``window_s`` seconds, atomically.
+
+        Returns ``(allowed, retry_after_s)``: allowed while the window holds at most ``limit``
+        requests (``limit <= 0`` = unlimited). A cache that is down allows (fails open).
+        """
+
+    def count_member(self, key: str, member: str, *, ttl_s: int, keep: int) -> None:
+        """Add 1 to ``member``'s score in the sorted set ``key``; keep the ``keep`` best."""
+
+    def top_members(self, key: str, n: int) -> list[tuple[str, int]] | None:
+        """The ``n`` best ``(member, score)``, best first; ``None`` if the cache is down."""
+
+    def add_distinct(self, key: str, member: str, *, ttl_s: int) -> None:
+        """Add ``member`` to the distinct-count set ``key`` (HyperLogLog in Redis)."""
+
+    def count_distinct(self, key: str) -> int | None:
+        """Estimated number of distinct members (0 if unset); ``None`` if the cache is down."""
 
 
 class Embedder(Protocol):
@@ -214,8 +293,13 @@ class Embedder(Protocol):
 class AnswerGenerator(Protocol):
     """Turns a question and ranked passages into an answer. Pluggable (Bedrock in issue 3)."""
 
-    mode: str  # "extractive" | "generative"
-    model: str | None
+    @property
+    def mode(self) -> str:
+        """``"extractive"`` or ``"generative"``: how the last answer (in this thread) was made."""
+
+    @property
+    def model(self) -> str | None:
+        """The generating model of the last answer, ``None`` for extractive answers."""
 
     def answer(self, question: str, passages: Sequence[StoredChunk],
                history: Sequence[ChatMessage] = ()) -> str: ...

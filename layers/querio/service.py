@@ -19,6 +19,8 @@ from typing import Literal
 import numpy as np
 
 from querio.config import Settings
+from querio.errors import RateLimited
+from querio.ingest.events import IngestPart
 from querio.ingest.pipeline import IngestPipeline
 from querio.models import (
     Answer,
@@ -41,7 +43,17 @@ from querio.models import (
     SearchResponse,
     TenantStats,
 )
-from querio.ports import AnswerGenerator, BlobStore, Cache, DocumentStore, Embedder, StoredChunk, VectorStore
+from querio.observability import emit
+from querio.ports import (
+    AnswerGenerator,
+    BlobStore,
+    Cache,
+    DocumentStore,
+    Embedder,
+    StoredChunk,
+    VectorStore,
+    utcnow,
+)
 from querio.retrieval.hybrid import rrf_fuse
 
 log = logging.getLogger(__name__)
@@ -145,7 +157,8 @@ class QuerioService:
         tenant = principal.tenant_id
         alpha = self._alpha(request)
         cache_key = self._result_key(tenant, "search", request.model_dump(mode="json") | {"alpha": alpha})
-        if cache_key and (cached := self.cache.get(cache_key)) is not None:
+        if cache_key and (cached := self._cache_get(cache_key)) is not None:
+            self._track_query(principal, request.query)
             response = SearchResponse.model_validate_json(cached)
             response.cached = True
             response.took_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -196,7 +209,7 @@ class QuerioService:
         self.documents.delete_chat_session(principal.tenant_id, session_id)
 
     def stats(self, principal: Principal) -> TenantStats:
-        return self.documents.stats(principal.tenant_id)
+        return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
         db = self.documents.healthy()
@@ -233,7 +246,7 @@ class QuerioService:
     def _query_vector(self, query: str) -> np.ndarray:
         embedder = self.embedder
         key = f"emb:{embedder.model_name}:{hashlib.sha256(query.encode()).hexdigest()}"
-        if (raw := self.cache.get(key)) is not None and len(raw) == 4 * embedder.dimension:
+        if (raw := self._cache_get(key)) is not None and len(raw) == 4 * embedder.dimension:
             return np.frombuffer(raw, dtype=np.float32)
         vector = embedder.embed_query(query).astype(np.float32)
         self.cache.set(key, vector.tobytes(), self.settings.embedding_cache_ttl_s)
@@ -251,6 +264,7 @@ class QuerioService:
         return Answer(answer=text, mode=mode, citations=citations, sources=hits, model=self.answerer.model)
 
     def _after_query(self, principal: Principal, query: str, hits: list[SearchHit], took_ms: float) -> None:
+        self._track_query(principal, query)
         try:
             self.documents.touch_documents(principal.tenant_id, list({h.document_id for h in hits}))
             self.documents.record_query(principal.tenant_id, principal.user_id, query,
@@ -266,12 +280,193 @@ class QuerioService:
         self.cache.incr(self._generation_key(tenant))
 
     def _result_key(self, tenant: str, kind: str, payload: dict[str, object]) -> str | None:
-        """Key of a cached result, or ``None`` when caching must be skipped (cache down)."""
+        """Key of a cached result, or ``None`` when caching must be skipped.
+
+        Two generations are in the key. The cache's ``gen:`` counter is bumped by every upload,
+        delete and reprocess; a bump can fail while Redis is down, so the key also carries the
+        corpus version read from PostgreSQL (``DocumentStore.corpus_version``), which changes in
+        the same transaction as the corpus itself. A stale result can therefore never be served,
+        whatever Redis went through.
+        """
         if not self.settings.result_cache:
             return None
         generation = self.cache.get_int(self._generation_key(tenant))
         if generation < 0:
             return None
+        version = self.documents.corpus_version(tenant)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-        return f"res:{tenant}:{generation}:{kind}:{digest}"
+        return f"res:{tenant}:{generation}:{version}:{kind}:{digest}"
+
+    # --- S3, archive and restore (issue 3) --------------------------------------------------------
+    #: A presigned upload stays valid this long: enough to start a large upload on a slow link.
+    UPLOAD_URL_EXPIRES_S = 900
+    #: Download links are short-lived: they are bearer tokens for the document.
+    DOWNLOAD_URL_EXPIRES_S = 300
+    #: Days a restored (GLACIER) copy stays readable.
+    RESTORE_DAYS = 7
+    #: The user recorded on documents that arrive by S3 upload (the tenant comes from the key).
+    S3_UPLOAD_USER = "s3-upload"
+
+    def create_upload_url(self, principal: Principal, filename: str, content_length: int | None) -> dict[str, object]:
+        """A presigned PUT to ``tenants/{tenant}/uploads/{uuid}.pdf``. The user's filename never
+        becomes part of the key; the upload's ObjectCreated notification starts the ingest."""
+        from querio.errors import PayloadTooLarge, ValidationFailed
+        from querio.ingest.events import upload_key
+        from querio.ingest.pipeline import display_filename
+
+        if content_length is not None:
+            if content_length <= 0:
+                raise ValidationFailed("content_length must be positive")
+            if content_length > self.settings.max_file_bytes:
+                raise PayloadTooLarge(
+                    f"the file is {content_length:,} bytes; the limit is {self.settings.max_file_bytes:,}",
+                    details={"max_bytes": self.settings.max_file_bytes})
+        key = upload_key(principal.tenant_id, f"{uuid.uuid4()}.pdf")
+        signed = self.blobs.presign_put(key, expires_s=self.UPLOAD_URL_EXPIRES_S, content_type="application/pdf",
+                                        content_length=content_length)
+        return {"url": signed["url"], "key": key, "expires_in": self.UPLOAD_URL_EXPIRES_S,
+                "headers": signed["headers"], "filename": display_filename(filename or "document.pdf")}
+
+    def create_download_url(self, principal: Principal, document_id: uuid.UUID) -> dict[str, object]:
+        """A short-lived presigned GET; ``Conflict`` while the blob is archived and not restored."""
+        from querio.errors import Conflict, NotFound
+
+        doc = self.documents.get_document(principal.tenant_id, document_id, touch=True)
+        if not doc.storage_path:
+            raise NotFound(f"document {document_id} has no stored file")
+        if doc.storage_class != "STANDARD":
+            status = self.blobs.restore_status(doc.storage_path)
+            if status != "available":
+                raise Conflict(
+                    f"document {document_id} is archived ({doc.storage_class}); "
+                    + ("its restore is in progress" if status == "ongoing" else "restore it first"),
+                    details={"storage_class": doc.storage_class, "restore": status or "not_requested"})
+        url = self.blobs.presign_get(doc.storage_path, expires_s=self.DOWNLOAD_URL_EXPIRES_S, filename=doc.filename)
+        return {"url": url, "expires_in": self.DOWNLOAD_URL_EXPIRES_S}
+
+    def restore_document(self, principal: Principal, document_id: uuid.UUID) -> Document:
+        """Start a restore of an archived document (idempotent; a no-op when not archived)."""
+        doc = self.documents.get_document(principal.tenant_id, document_id, touch=True)
+        if doc.storage_class != "STANDARD" and doc.storage_path:
+            self.blobs.restore(doc.storage_path, days=self.RESTORE_DAYS)
+        return doc
+
+    def ingest_s3_object(self, tenant_id: str, bucket: str, key: str, *,
+                         enqueue: Callable[[Sequence[dict[str, object]]], None] | None = None) -> IngestOutcome:
+        """Ingest an uploaded object for the tenant named by its key; the document points at
+        the object itself (no copy). Bad PDFs give a ``failed`` outcome; dependency failures
+        raise ``TransientError`` (so the queue retries). Redelivery gives the same document
+        (sha256 dedupe); a *different* key with identical bytes is a duplicate whose redundant
+        object is deleted (its ObjectRemoved then matches no document).
+
+        With ``enqueue``, a PDF of more than ``pages_per_part`` pages is split into page-range
+        work items instead (see :mod:`querio.ingest.parts`); the outcome is ``in_progress``."""
+        from querio.errors import NotFound, PermanentIngestError
+        from querio.ingest import parts
+        from querio.ingest.pdf import count_pages
+
+        principal = Principal(tenant_id=tenant_id, user_id=self.S3_UPLOAD_USER)
+        try:
+            data = self.blobs.get(key)
+        except NotFound:
+            return IngestOutcome(status="failed", document=None, error_code="not_found",
+                                 reason="the object no longer exists (deleted before ingest)")
+        page_count = 0
+        if enqueue is not None:
+            try:
+                page_count = count_pages(data, max_pages=self.settings.max_pages)
+            except PermanentIngestError:
+                page_count = 0  # the pipeline records the failure with its code
+        if page_count > self.settings.pages_per_part and enqueue is not None:
+            outcome = parts.split_upload(self, tenant_id, bucket, key, data, page_count, enqueue)
+        else:
+            outcome = self.pipeline.ingest(tenant_id, data, key.rsplit("/", 1)[-1], uploaded_by=principal.user_id,
+                                           storage_key=key)
+        doc = outcome.document
+        if doc is not None:
+            self.documents.set_s3_location(tenant_id, doc.id, bucket, key)
+            if outcome.status == "duplicate" and doc.storage_path != key:
+                self.blobs.delete(key)
+        if outcome.status in ("ingested", "failed"):
+            self._bump_generation(tenant_id)
+        return outcome
+
+    def ingest_part(self, item: IngestPart) -> IngestOutcome:
+        """One page-range part of a large PDF (see :mod:`querio.ingest.parts`)."""
+        from querio.ingest import parts
+
+        outcome = parts.ingest_part(self, item)
+        if outcome.status in ("ingested", "failed"):
+            self._bump_generation(item.tenant_id)
+        return outcome
+
+    def delete_s3_object_document(self, tenant_id: str, bucket: str, key: str) -> Document | None:
+        """Delete (and purge) the document uploaded as ``key``; ``None`` when there is none
+        (already deleted, a duplicate's object, or never ingested): idempotent."""
+        from querio.errors import NotFound
+
+        doc = self.documents.find_by_s3_key(tenant_id, bucket, key)
+        if doc is None:
+            return None
+        try:
+            return self.delete_document(Principal(tenant_id=tenant_id, user_id=self.S3_UPLOAD_USER), doc.id)
+        except NotFound:
+            return None
+
+    def archive_document(self, doc: Document) -> Document | None:
+        """Move one idle document's blob to GLACIER and record it (archive job; any tenant)."""
+        if not doc.storage_path:
+            return None
+        storage_class = self.blobs.archive(doc.storage_path)
+        return self.documents.mark_archived(doc.tenant_id, doc.id, storage_class)
+
+    # --- caching, rate limits and stats (issue 3) ------------------------------------------------
+    #
+    # Result-cache freshness: see ``_result_key``.
+
+    RATE_WINDOW_S = 60
+    POPULAR_KEEP = 200  # distinct queries tallied per tenant (the best are reported)
+    POPULAR_TTL_S = 30 * 86_400
+    POPULAR_SHOWN = 10
+    POPULAR_MAX_CHARS = 200
+    DAU_TTL_S = 2 * 86_400
+
+    def admit(self, principal: Principal) -> None:
+        """Per-request gate (the router calls it before dispatch): rate limit, then count the
+        user as active today. Raises :class:`RateLimited`; a cache that is down admits."""
+        limit = self.settings.rate_limit_per_minute
+        if limit > 0:
+            user = hashlib.sha256(principal.user_id.encode()).hexdigest()[:32]
+            allowed, retry_after = self.cache.rate_limit(f"rl:{principal.tenant_id}:{user}", limit,
+                                                         self.RATE_WINDOW_S)
+            if not allowed:
+                emit("RateLimited")
+                raise RateLimited(f"more than {limit} requests per minute; retry in {retry_after} s",
+                                  retry_after_s=retry_after)
+        self.cache.add_distinct(self._dau_key(principal.tenant_id), principal.user_id, ttl_s=self.DAU_TTL_S)
+
+    @staticmethod
+    def normalise_query(query: str, max_chars: int = POPULAR_MAX_CHARS) -> str:
+        return " ".join(query.lower().split())[:max_chars]
+
+    def _track_query(self, principal: Principal, query: str) -> None:
+        text = self.normalise_query(query)
+        if text:
+            self.cache.count_member(f"pop:{principal.tenant_id}", text, ttl_s=self.POPULAR_TTL_S,
+                                    keep=self.POPULAR_KEEP)
+
+    def _dau_key(self, tenant: str) -> str:
+        return f"dau:{tenant}:{utcnow().date().isoformat()}"
+
+    def _usage_stats(self, tenant: str, stats: TenantStats) -> TenantStats:
+        top = self.cache.top_members(f"pop:{tenant}", self.POPULAR_SHOWN)
+        dau = self.cache.count_distinct(self._dau_key(tenant))
+        return stats.model_copy(update={
+            "popular_queries": [{"query": q, "count": n} for q, n in (top or [])],
+            "daily_active_users": dau})
+
+    def _cache_get(self, key: str) -> bytes | None:
+        value = self.cache.get(key)
+        emit("CacheHits" if value is not None else "CacheMisses")
+        return value
 

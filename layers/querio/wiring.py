@@ -6,11 +6,15 @@ handler is cheap and tests can build a service against any settings they like.
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import lru_cache
 
+from psycopg.conninfo import make_conninfo
+
 from querio.config import Settings, get_settings
-from querio.ports import BlobStore, Cache, Embedder
+from querio.errors import ConfigurationError, NotFound
+from querio.ports import AnswerGenerator, BlobStore, Cache, Embedder
 from querio.service import QuerioService
 
 _lock = threading.Lock()
@@ -21,7 +25,12 @@ def build_blob_store(settings: Settings) -> BlobStore:
         from querio.adapters.fs_blobs import FilesystemBlobStore
 
         return FilesystemBlobStore(settings.blob_dir)
-    raise NotImplementedError("the S3 blob store arrives with the serverless runtime")
+    if not settings.s3_bucket:
+        raise ConfigurationError("QUERIO_S3_BUCKET is required when QUERIO_BLOB_BACKEND=s3")
+    from querio.adapters import aws_clients
+    from querio.adapters.s3_blobs import S3BlobStore
+
+    return S3BlobStore(settings.s3_bucket, aws_clients.s3)
 
 
 def build_cache(settings: Settings) -> Cache:
@@ -35,12 +44,52 @@ def build_cache(settings: Settings) -> Cache:
 
 
 def database_url(settings: Settings) -> str:
-    """The configured DSN, or the embedded server's (started on first call)."""
+    """The configured DSN; else the RDS secret's (``QUERIO_DATABASE_SECRET_ARN``); else the
+    embedded server's (started on first call)."""
     if settings.database_url:
         return settings.database_url
+    if settings.database_secret_arn:
+        return dsn_from_secret(settings.database_secret_arn)
     from querio.adapters.postgres.embedded import start_embedded
 
     return start_embedded(settings.pg_dir)
+
+
+@lru_cache(maxsize=8)
+def dsn_from_secret(secret_arn: str) -> str:
+    """A libpq DSN from an RDS-style Secrets Manager secret (``host``, ``port``, ``username``,
+    ``password``, ``dbname``), with ``sslmode=require``. Read once per process (cold start);
+    a rotated password is picked up by the next container. Errors name the setting."""
+    from querio.adapters import aws_clients
+    from querio.adapters.s3_blobs import classify_error
+
+    try:
+        raw = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
+    except Exception as exc:
+        mapped = classify_error(exc, "QUERIO_DATABASE_SECRET_ARN")
+        if mapped is None or isinstance(mapped, NotFound):
+            raise ConfigurationError(f"QUERIO_DATABASE_SECRET_ARN: cannot read the secret ({exc})") from exc
+        raise mapped from exc
+    try:
+        secret = json.loads(raw)
+        return make_conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
+                             password=secret["password"], dbname=secret.get("dbname") or "postgres",
+                             sslmode="require", connect_timeout="10")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(
+            "QUERIO_DATABASE_SECRET_ARN: the secret must be JSON with host, port, username, password"
+            f" and dbname ({type(exc).__name__}: {exc})") from exc
+
+
+def build_answerer(settings: Settings, extractive: AnswerGenerator) -> AnswerGenerator:
+    """Bedrock (Converse API) when ``QUERIO_BEDROCK_MODEL_ID`` is set, else the extractive answerer,
+    which also serves as Bedrock's fallback on errors."""
+    if not settings.bedrock_model_id:
+        return extractive
+    from querio.adapters import aws_clients
+    from querio.retrieval.bedrock import BedrockAnswerer
+
+    return BedrockAnswerer(aws_clients.bedrock_runtime, settings.bedrock_model_id, fallback=extractive)
 
 
 def build_service(settings: Settings) -> QuerioService:
@@ -62,7 +111,7 @@ def build_service(settings: Settings) -> QuerioService:
 
     return QuerioService(settings=settings, documents=documents, vectors=vectors,
                          blobs=build_blob_store(settings), cache=build_cache(settings), embedder=embedder,
-                         answerer=lambda e: ExtractiveAnswerer(e))
+                         answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)))
 
 
 @lru_cache(maxsize=1)

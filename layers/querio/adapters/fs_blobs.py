@@ -4,6 +4,8 @@
   this adapter still refuses absolute keys and ``..`` so a key can never escape the root.
 - Writes are atomic: a temporary file in the target directory, fsync, then ``os.replace``.
 - A ``.sha256`` side-car records the digest; ``get`` verifies it (bit rot, partial copies).
+- "Archiving" only records the storage class in a ``.class`` side-car (the bytes stay
+  readable, so a local restore is immediate); presigned URLs need S3 and raise ``Conflict``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from querio.errors import NotFound, TransientError, ValidationFailed
+from querio.errors import Conflict, NotFound, TransientError, ValidationFailed
 from querio.ports import StoredBlob
 
 
@@ -69,8 +72,37 @@ class FilesystemBlobStore:
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        for p in (path, path.with_name(path.name + ".sha256")):
+        for p in (path, path.with_name(path.name + ".sha256"), path.with_name(path.name + ".class")):
             p.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    # archive and presigned access ------------------------------------------------------------
+    def storage_class(self, key: str) -> str:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"blob {key} does not exist")
+        marker = path.with_name(path.name + ".class")
+        return marker.read_text().strip() if marker.is_file() else "STANDARD"
+
+    def restore_status(self, key: str) -> str | None:
+        # local bytes are never really offline: an archived blob reads as restored
+        return None if self.storage_class(key) == "STANDARD" else "available"
+
+    def archive(self, key: str, storage_class: str = "GLACIER") -> str:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"blob {key} does not exist")
+        path.with_name(path.name + ".class").write_text(storage_class)
+        return storage_class
+
+    def restore(self, key: str, days: int = 7) -> str:
+        return "not_archived" if self.storage_class(key) == "STANDARD" else "available"
+
+    def presign_put(self, key: str, *, expires_s: int, content_type: str = "application/pdf",
+                    content_length: int | None = None) -> dict[str, Any]:
+        raise Conflict("presigned upload URLs need the S3 blob store (QUERIO_BLOB_BACKEND=s3)")
+
+    def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        raise Conflict("presigned download URLs need the S3 blob store (QUERIO_BLOB_BACKEND=s3)")

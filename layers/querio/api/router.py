@@ -17,6 +17,11 @@ Identity
     request without identity gets 401 before its body is even parsed. Routes receive the
     :class:`~querio.models.Principal` through ``PrincipalDep``.
 
+Rate limits (→ 429 with ``Retry-After``)
+    Every authenticated request counts against its user's per-minute budget
+    (``QUERIO_RATE_LIMIT_PER_MINUTE``, keyed by tenant and user) right after identity and
+    before the body is read; see ``QuerioService.admit``. A cache that is down admits.
+
 Body limits (checked before parsing, → 413)
     multipart uploads: ``settings.max_file_bytes`` + :data:`MULTIPART_OVERHEAD`, and the file
     part itself ≤ ``settings.max_file_bytes``; any other body: :data:`MAX_JSON_BODY`.
@@ -34,8 +39,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -46,6 +53,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path, Query, UploadFile
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
 
 from querio import __version__
 from querio.api.errors import IngestRejected, register_error_handlers, to_response
@@ -70,6 +78,7 @@ from querio.models import (
     TenantStats,
     UploadResponse,
 )
+from querio.observability import MetricUnit, emit
 from querio.service import QuerioService
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,8 @@ class QuerioResolver(APIGatewayHttpResolver):
         proxy = APIGatewayProxyEventV2(dict(event))
         path = self._remove_prefix(proxy.path)
         principal = None if path in PUBLIC_PATHS else principal_from_event(event)
+        if principal is not None:
+            current_service().admit(principal)  # rate limit (429) and daily active users
         _check_body(proxy)
         return principal
 
@@ -206,6 +217,16 @@ def _responses(ok: int, description: str, *error_codes: int, **more: Any) -> dic
 
 
 _COMMON = (401, 422)  # every authenticated route: no identity, invalid input
+
+
+@contextmanager
+def _latency(name: str = "QueryLatency") -> Iterator[None]:
+    """Emit the block's wall time in milliseconds (search, query and chat)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        emit(name, (time.perf_counter() - started) * 1000, MetricUnit.Milliseconds)
 
 
 def _split_tags(tags: str | None) -> list[str]:
@@ -277,6 +298,43 @@ def upload_document(
     return _outcome_response(outcome, UPLOAD_STATUS)
 
 
+class UploadUrlRequest(BaseModel):
+    """``POST /api/documents/upload-url``: the file the client is about to PUT to S3."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, description="shown in listings; never part of the key")
+    content_length: int | None = Field(default=None, ge=1, description="bytes; ≤ QUERIO_MAX_FILE_BYTES")
+
+
+# Registered before the ``<document_id>`` routes so ``upload-url`` is never read as an id.
+@app.post("/api/documents/upload-url", tags=["documents"],
+          summary="A presigned S3 PUT for a large PDF (ingested when the upload completes)",
+          responses=_responses(200, "url, key, headers to send, expiry", *_COMMON, 413))
+def create_upload_url(body: UploadUrlRequest, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    """PUT the bytes to ``url`` with ``headers``; the S3 notification starts the ingest."""
+    limit = service.settings.max_file_bytes
+    if body.content_length is not None and body.content_length > limit:
+        raise PayloadTooLarge(f"the file is {body.content_length:,} bytes; the limit is {limit:,}",
+                              details={"limit_bytes": limit})
+    return service.create_upload_url(principal, body.filename, body.content_length)
+
+
+@app.get("/api/documents/<document_id>/download-url", tags=["documents"],
+         summary="A short-lived presigned S3 GET for the stored PDF",
+         responses=_responses(200, "url and expiry", *_COMMON, 404, 409))
+def create_download_url(document_id: DocumentId, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    """409 while the file is archived and not yet restored (``POST .../restore`` first)."""
+    return service.create_download_url(principal, document_id)
+
+
+@app.post("/api/documents/<document_id>/restore", tags=["documents"], status_code=202,
+          summary="Start restoring an archived (GLACIER) document's file",
+          responses=_responses(202, "restore started (or already available)", *_COMMON, 404))
+def restore_document(document_id: DocumentId, service: ServiceDep, principal: PrincipalDep) -> Document:
+    return service.restore_document(principal, document_id)
+
+
 @app.get("/api/documents", tags=["documents"], summary="List the caller's documents, newest first",
          responses=_responses(200, "a page of documents", *_COMMON))
 def list_documents(
@@ -318,13 +376,15 @@ def reprocess_document(document_id: DocumentId, service: ServiceDep,
           responses=_responses(200, "ranked chunks", *_COMMON))
 def search(body: SearchRequest, service: ServiceDep, principal: PrincipalDep) -> SearchResponse:
     """Ranked chunks, each with ``filename`` and 1-based physical ``page``."""
-    return service.search(principal, body)
+    with _latency():
+        return service.search(principal, body)
 
 
 @app.post("/api/query", tags=["retrieval"], summary="Answer a question from the documents, with citations",
           responses=_responses(200, "the answer and its sources", *_COMMON))
 def query(body: QueryRequest, service: ServiceDep, principal: PrincipalDep) -> Answer:
-    return service.query(principal, body)
+    with _latency():
+        return service.query(principal, body)
 
 
 # --- chat ------------------------------------------------------------------------------------------
@@ -333,7 +393,8 @@ def query(body: QueryRequest, service: ServiceDep, principal: PrincipalDep) -> A
 @app.post("/api/chat", tags=["chat"], summary="Send a message; omit session_id to start a session",
           responses=_responses(200, "the assistant's reply", *_COMMON, 404))
 def chat(body: ChatRequest, service: ServiceDep, principal: PrincipalDep) -> ChatReply:
-    return service.chat(principal, body)
+    with _latency():
+        return service.chat(principal, body)
 
 
 @app.get("/api/chat/sessions", tags=["chat"], summary="The caller's tenant's chat sessions",

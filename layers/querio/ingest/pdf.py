@@ -65,23 +65,13 @@ LANGUAGE_SAMPLE_PAGES = 8
 LANGUAGE_SAMPLE_WORDS = 4000
 
 
-def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedPdf:
-    """Parse PDF ``data`` into cleaned per-page text and document info.
+def count_pages(data: bytes, *, max_pages: int | None = None) -> int:
+    """The page count, with the same checks (and errors) as :func:`parse_pdf`, without
+    extracting any text: pypdf reads pages lazily, so this costs only the xref and page tree."""
+    return _open_checked(data, max_pages)[1]
 
-    Args:
-        data: the whole file.
-        max_pages: reject documents with more pages than this (``None``: no limit).
 
-    Returns:
-        ``ParsedPdf`` with one ``Page`` per physical page (1-based numbers, empty pages
-        included with ``text == ""``), ``empty_pages`` listing those, ``word_count``
-        (whitespace-separated words over all pages) and ``info`` (title, author, creation
-        date, ISO 639-1 language or ``None``).
-
-    Raises:
-        EmptyFile, NotAPdf, EncryptedPdf, CorruptPdf, FileTooLarge, NoExtractableText:
-        see the module docstring. ``details`` carries machine-readable context.
-    """
+def _open_checked(data: bytes, max_pages: int | None) -> tuple[PdfReader, int]:
     if not data or not data.strip():
         raise errors.EmptyFile("The file is empty (0 bytes)." if not data
                                else "The file contains only whitespace, not a PDF.")
@@ -92,7 +82,6 @@ def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedPdf:
             f"{HEADER_WINDOW} bytes.",
             details={"looks_like": kind},
         )
-
     reader = _open(data)
     try:
         page_count = len(reader.pages)
@@ -108,9 +97,37 @@ def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedPdf:
             f"The PDF has {page_count} pages; the limit is {max_pages}.",
             details={"pages": page_count, "max_pages": max_pages},
         )
+    return reader, page_count
 
-    raw_pages, failures = _extract_pages(reader, page_count)
-    if len(failures) == page_count:
+
+def parse_pdf(data: bytes, *, max_pages: int | None = None, pages: tuple[int, int] | None = None) -> ParsedPdf:
+    """Parse PDF ``data`` into cleaned per-page text and document info.
+
+    Args:
+        data: the whole file.
+        max_pages: reject documents with more pages than this (``None``: no limit).
+        pages: ``(first, last)``, 1-based and inclusive: extract only this range (one part
+            of a large PDF; see ``querio.ingest.parts``). ``ParsedPdf.pages`` then holds only
+            those pages (with their real numbers), ``page_count`` is still the whole file's,
+            and a range with no text is not an error (the document as a whole decides).
+
+    Returns:
+        ``ParsedPdf`` with one ``Page`` per physical page (1-based numbers, empty pages
+        included with ``text == ""``), ``empty_pages`` listing those, ``word_count``
+        (whitespace-separated words over all pages) and ``info`` (title, author, creation
+        date, ISO 639-1 language or ``None``).
+
+    Raises:
+        EmptyFile, NotAPdf, EncryptedPdf, CorruptPdf, FileTooLarge, NoExtractableText:
+        see the module docstring. ``details`` carries machine-readable context.
+    """
+    reader, page_count = _open_checked(data, max_pages)
+    first, last = (1, page_count) if pages is None else (max(1, pages[0]), min(page_count, pages[1]))
+    if first > last:
+        raise errors.ValidationFailed(f"page range {pages} is outside the document's {page_count} pages")
+    raw_pages, failures = _extract_pages(reader, last, first)
+    wanted = last - first + 1
+    if len(failures) == wanted and pages is None:
         first_page, first_exc = failures[0]
         raise errors.CorruptPdf(
             f"No page of the PDF could be read (page {first_page}: {_describe(first_exc)}).",
@@ -118,14 +135,14 @@ def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedPdf:
         ) from first_exc
     if failures:
         log.warning("pdf: %d of %d pages could not be read and count as empty: %s",
-                    len(failures), page_count,
+                    len(failures), wanted,
                     ", ".join(f"p{n}: {_describe(e)}" for n, e in failures[:5]))
 
     compounds = _hyphenated_compounds(raw_pages)
     texts = [clean_text(t, compounds) for t in raw_pages]
-    pages = tuple(Page(number=i, text=t) for i, t in enumerate(texts, start=1))
-    empty = tuple(p.number for p in pages if not p.text)
-    if len(empty) == page_count:
+    parsed_pages = tuple(Page(number=i, text=t) for i, t in enumerate(texts, start=first))
+    empty = tuple(p.number for p in parsed_pages if not p.text)
+    if len(empty) == page_count and pages is None:
         raise errors.NoExtractableText(
             f"None of the {page_count} pages has extractable text; it looks like a scan or "
             f"images only. Run OCR on it first.",
@@ -137,7 +154,7 @@ def parse_pdf(data: bytes, *, max_pages: int | None = None) -> ParsedPdf:
     language = guess_language(sample) or _catalog_language(reader)
     return ParsedPdf(
         page_count=page_count,
-        pages=pages,
+        pages=parsed_pages,
         empty_pages=empty,
         info=info.model_copy(update={"language": language}),
         word_count=sum(len(t.split()) for t in texts),
@@ -249,11 +266,13 @@ def _glyph_for_code(differences: Sequence[Any], code: int) -> str | None:
     return None
 
 
-def _extract_pages(reader: PdfReader, page_count: int) -> tuple[list[str], list[tuple[int, BaseException]]]:
+def _extract_pages(reader: PdfReader, page_count: int, first: int = 1
+                   ) -> tuple[list[str], list[tuple[int, BaseException]]]:
+    """Text of pages ``first..page_count`` (1-based, inclusive) and the pages that failed."""
     texts: list[str] = []
     failures: list[tuple[int, BaseException]] = []
     fixed_fonts: set[int] = set()
-    for number in range(1, page_count + 1):
+    for number in range(first, page_count + 1):
         try:
             page = reader.pages[number - 1]
             _fix_visible_space_fonts(page, fixed_fonts)

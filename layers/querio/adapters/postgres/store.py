@@ -497,6 +497,16 @@ class PostgresDocumentStore:
                 stmt, {"tenant": tenant_id, "ids": list(chunk_ids)}).fetchall()
         return {r["id"]: StoredChunk(**r) for r in rows}
 
+    def corpus_version(self, tenant_id: str) -> str:
+        """``"{rows}-{max(updated_at)}"`` over ALL the tenant's document rows: every change to the
+        corpus updates ``updated_at`` (soft delete included) or the row count (purge).
+        ``accessed_at`` is separate, so reads do not change the version."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*), COALESCE(max(updated_at), 'epoch'::timestamptz)"
+                               " FROM documents WHERE tenant_id = %s", (tenant_id,)).fetchone()
+        assert row is not None
+        return f"{row[0]}-{row[1].timestamp():.6f}"
+
     def touch_documents(self, tenant_id: str, document_ids: Sequence[uuid.UUID]) -> None:
         """Best effort ``accessed_at`` update: errors are logged, never raised."""
         if not document_ids:
@@ -631,6 +641,177 @@ class PostgresDocumentStore:
             bytes=sum(int(r[4]) for r in rows),
             queries=int(q[0]) if q else 0,
         )
+
+    # S3 uploads and archive (issue 3) -----------------------------------------------------------
+    def find_by_s3_key(self, tenant_id: str, bucket: str, key: str) -> Document | None:
+        """The live document uploaded as ``s3://bucket/key`` for this tenant, if any."""
+        with self.connection() as conn:
+            return self._doc_row(
+                conn, "SELECT * FROM documents WHERE tenant_id = %s AND s3_key = %s AND s3_bucket = %s"
+                      " AND deleted_at IS NULL ORDER BY uploaded_at LIMIT 1", (tenant_id, key, bucket))
+
+    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str) -> None:
+        """Record the S3 object a document came from (first upload wins; later duplicates keep it)."""
+        with self.connection() as conn:
+            conn.execute(
+                "UPDATE documents SET s3_bucket = %s, s3_key = %s, updated_at = now()"
+                " WHERE id = %s AND tenant_id = %s AND s3_key IS NULL",
+                (bucket, key, document_id, tenant_id))
+
+    def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
+                           limit: int = 50) -> list[Document]:
+        """Live ``completed`` documents of ANY tenant still in STANDARD whose last access (or
+        upload, if never accessed) is before ``idle_before``; keyset-paged by id. Used only by
+        the archive job, which acts per returned row's own tenant."""
+        with self.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM documents WHERE deleted_at IS NULL AND storage_class = 'STANDARD'"
+                " AND processing_status = 'completed' AND COALESCE(accessed_at, uploaded_at) < %s"
+                " AND (%s::uuid IS NULL OR id > %s::uuid) ORDER BY id LIMIT %s",
+                (_utc(idle_before), after_id, after_id, max(0, limit))).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    def mark_archived(self, tenant_id: str, document_id: uuid.UUID, storage_class: str) -> Document | None:
+        """Record the archive class and time; ``None`` if the document went away meanwhile."""
+        with self.connection() as conn:
+            return self._doc_row(
+                conn, "UPDATE documents SET storage_class = %s, archived_at = COALESCE(archived_at, now()),"
+                      " updated_at = now() WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL RETURNING *",
+                (storage_class, document_id, tenant_id))
+
+    def purge_candidates(self, deleted_before: dt.datetime, *, after_id: uuid.UUID | None = None,
+                         limit: int = 50) -> list[Document]:
+        """Soft-deleted documents of ANY tenant deleted before ``deleted_before``; keyset-paged."""
+        with self.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM documents WHERE deleted_at IS NOT NULL AND deleted_at < %s"
+                " AND (%s::uuid IS NULL OR id > %s::uuid) ORDER BY id LIMIT %s",
+                (_utc(deleted_before), after_id, after_id, max(0, limit))).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    # page-range ingest parts of large PDFs (issue 3; see querio.ingest.parts) -------------------
+    def start_parts(self, tenant_id: str, document_id: uuid.UUID, ranges: Sequence[tuple[int, int]]) -> None:
+        """(Re)plan the document's parts: drop earlier parts and staged chunks, insert ``pending`` rows."""
+        with self.connection() as conn, conn.transaction():
+            if conn.execute("SELECT 1 FROM documents WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+                            " FOR UPDATE", (document_id, tenant_id)).fetchone() is None:
+                raise NotFound(f"document {document_id} not found")
+            removed = conn.execute(
+                "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s RETURNING term_count",
+                (document_id, tenant_id)).fetchall()
+            conn.execute("DELETE FROM ingest_parts WHERE document_id = %s AND tenant_id = %s",
+                         (document_id, tenant_id))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO ingest_parts (document_id, tenant_id, part_no, page_from, page_to)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(document_id, tenant_id, i, a, b) for i, (a, b) in enumerate(ranges)])
+            _bump_usage(conn, tenant_id, -len(removed), -sum(r[0] or 0 for r in removed))
+
+    def claim_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, stale_after_s: int
+                   ) -> dict[str, Any] | None:
+        """Compare-and-set a part to ``processing`` (from pending, failed, or a stale
+        processing); ``None`` when it is done, held by a live worker, or its document is gone
+        or no longer processing."""
+        with self.connection() as conn:
+            row: dict[str, Any] | None = conn.cursor(row_factory=dict_row).execute(
+                "UPDATE ingest_parts p SET status = 'processing', attempts = p.attempts + 1, started_at = now(),"
+                " updated_at = now(), error_message = NULL FROM documents d"
+                " WHERE p.document_id = %s AND p.tenant_id = %s AND p.part_no = %s"
+                " AND d.id = p.document_id AND d.tenant_id = p.tenant_id AND d.deleted_at IS NULL"
+                " AND d.processing_status = 'processing'"
+                " AND (p.status IN ('pending', 'failed')"
+                "      OR (p.status = 'processing' AND p.updated_at < now() - make_interval(secs => %s)))"
+                " RETURNING p.*",
+                (document_id, tenant_id, part_no, stale_after_s)).fetchone()
+        return row
+
+    def fail_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, message: str) -> None:
+        with self.connection() as conn:
+            conn.execute("UPDATE ingest_parts SET status = 'failed', error_message = %s, updated_at = now()"
+                         " WHERE document_id = %s AND tenant_id = %s AND part_no = %s AND status <> 'done'",
+                         (message[:1000], document_id, tenant_id, part_no))
+
+    def store_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, chunks: Sequence[ChunkDraft],
+                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int) -> Document | None:
+        """Stage one part's chunks and mark it done, in ONE transaction under the document's
+        row lock; if it was the last part, assemble: the document becomes ``completed`` (its
+        chunks become searchable) in the same transaction, and is returned. Otherwise ``None``.
+
+        ``chunks`` carry their final ``chunk_index`` in ``[part_no * index_stride, +index_stride)``;
+        re-storing a part replaces exactly that range. ``stats``: ``word_count``,
+        ``empty_pages`` and, from part 0, ``info`` (title, author, language, created_date)."""
+        if embeddings is not None and (embeddings.ndim != 2 or embeddings.shape[0] != len(chunks)):
+            raise ValidationFailed(f"embeddings shape {embeddings.shape} does not match {len(chunks)} chunks")
+        lo, hi = part_no * index_stride, (part_no + 1) * index_stride
+        if any(not lo <= c.chunk_index < hi for c in chunks):
+            raise ValidationFailed(f"chunk_index outside part {part_no}'s range")
+        with self.connection() as conn, conn.transaction():
+            if conn.execute("SELECT 1 FROM documents WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+                            " AND processing_status = 'processing' FOR UPDATE",
+                            (document_id, tenant_id)).fetchone() is None:
+                raise NotFound(f"document {document_id} not found or not processing")
+            part = conn.execute("SELECT status FROM ingest_parts WHERE document_id = %s AND tenant_id = %s"
+                                " AND part_no = %s FOR UPDATE", (document_id, tenant_id, part_no)).fetchone()
+            if part is None or part[0] == "done":
+                return None
+            removed = conn.execute(
+                "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s"
+                " AND chunk_index >= %s AND chunk_index < %s RETURNING term_count",
+                (document_id, tenant_id, lo, hi)).fetchall()
+            with conn.cursor().copy(_CHUNK_COPY) as copy:
+                copy.set_types(_CHUNK_COPY_TYPES)
+                for i, ch in enumerate(chunks):
+                    copy.write_row((
+                        uuid.uuid4(), document_id, tenant_id, ch.content.replace("\x00", ""), ch.chunk_index,
+                        ch.page_number, ch.page_end, ch.char_start, ch.char_end, len(ch.content), ch.token_count,
+                        ch.section, None if embeddings is None else PgVector(embeddings[i]),
+                    ))
+            conn.execute(
+                "UPDATE document_chunks c SET term_count = COALESCE("
+                " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
+                " WHERE c.document_id = %s AND c.tenant_id = %s AND c.chunk_index >= %s AND c.chunk_index < %s",
+                (document_id, tenant_id, lo, hi))
+            conn.execute(
+                "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
+                " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
+                " FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+                " WHERE c.document_id = %s AND c.tenant_id = %s AND c.chunk_index >= %s AND c.chunk_index < %s",
+                (document_id, tenant_id, lo, hi))
+            terms_row = conn.execute(
+                "SELECT COALESCE(sum(term_count), 0) FROM document_chunks WHERE document_id = %s AND tenant_id = %s"
+                " AND chunk_index >= %s AND chunk_index < %s", (document_id, tenant_id, lo, hi)).fetchone()
+            terms = int(terms_row[0]) if terms_row else 0
+            conn.execute(
+                "UPDATE ingest_parts SET status = 'done', chunk_count = %s, word_count = %s, empty_pages = %s,"
+                " info = %s, finished_at = now(), updated_at = now()"
+                " WHERE document_id = %s AND tenant_id = %s AND part_no = %s",
+                (len(chunks), int(stats.get("word_count") or 0), int(stats.get("empty_pages") or 0),
+                 Jsonb(stats.get("info") or {}), document_id, tenant_id, part_no))
+            # progress keeps the document from looking like a crashed worker's (stale) row
+            conn.execute("UPDATE documents SET updated_at = now() WHERE id = %s AND tenant_id = %s",
+                         (document_id, tenant_id))
+            _bump_usage(conn, tenant_id, len(chunks) - len(removed), terms - sum(r[0] or 0 for r in removed))
+            totals = conn.cursor(row_factory=dict_row).execute(
+                "SELECT count(*) FILTER (WHERE status <> 'done') AS open, max(page_to) AS pages,"
+                " sum(chunk_count) AS chunks, sum(word_count) AS words, sum(empty_pages) AS empty,"
+                " (SELECT info FROM ingest_parts WHERE document_id = %(id)s AND part_no = 0) AS info"
+                " FROM ingest_parts WHERE document_id = %(id)s AND tenant_id = %(tenant)s",
+                {"id": document_id, "tenant": tenant_id}).fetchone()
+            if totals is None or totals["open"]:
+                return None
+            info = totals["info"] or {}
+            return self._doc_row(
+                conn,
+                "UPDATE documents SET processing_status = 'completed', processed = true,"
+                " processing_completed_at = now(), updated_at = now(), error_code = NULL, error_message = NULL,"
+                " page_count = %(pages)s, word_count = %(words)s, empty_page_count = %(empty)s,"
+                " chunk_count = %(chunks)s, title = %(title)s, author = %(author)s, language = %(language)s,"
+                " created_date = %(created)s WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING *",
+                {"id": document_id, "tenant": tenant_id, "pages": totals["pages"], "words": totals["words"],
+                 "empty": totals["empty"], "chunks": totals["chunks"], "title": _cut(info.get("title"), 500),
+                 "author": _cut(info.get("author"), 255), "language": _cut(info.get("language"), 10),
+                 "created": _date(info.get("created_date"))})
 
     # lifecycle ------------------------------------------------------------------------------------
     def healthy(self) -> bool:
