@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/querio query "How do I give a LaTeX command an optional argument?"
 	$(BIN)/querio serve --port $${PORT:-8000}
 
-## test: set up and run the whole suite (unit, integration, infrastructure, e2e)
+## test: set up and run the whole suite (unit, integration, e2e)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
