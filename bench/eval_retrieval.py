@@ -42,7 +42,7 @@ def main() -> None:
     if args.ingest:
         for pdf in sorted(Path(args.ingest).glob("*.pdf")):
             print(pdf.name, service.ingest(who, pdf.read_bytes(), pdf.name).status, file=sys.stderr)
-    qs = [json.loads(line) for line in open(args.questions) if line.strip()]
+    qs = [json.loads(line) for line in Path(args.questions).read_text().splitlines() if line.strip()]
     results = {}
     for alpha in (float(a) for a in args.alphas.split(",")):
         ranks, misses = [], []

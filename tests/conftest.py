@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.service",
     "tests.fixtures.events",
     "tests.fixtures.aws_events",
+    "tests.fixtures.redis",
 ]

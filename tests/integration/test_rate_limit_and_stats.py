@@ -4,7 +4,6 @@ the in-process MemoryCache, which must behave the same."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -27,19 +26,7 @@ from tests.fixtures.events import ApiClient
 from tests.fixtures.pdfs import make_text_pdf
 
 pytestmark = pytest.mark.integration
-REDIS_URL = os.environ.get("QUERIO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DEAD_URL = "redis://127.0.0.1:1/0"  # loopback port 1 refuses connections
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis must be running in CI (see .ci/run)")
-        pytest.skip("no redis-server on 127.0.0.1:6379")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """RedisCache against the real redis-server on 127.0.0.1:6379 (required in CI)."""
 
-import os
 import uuid
 
 import pytest
@@ -9,18 +8,6 @@ import redis
 from querio.adapters.redis_cache import RedisCache
 
 pytestmark = pytest.mark.integration
-REDIS_URL = os.environ.get("QUERIO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis must be running in CI (see .ci/run)")
-        pytest.skip("no redis-server on 127.0.0.1:6379")
-    return REDIS_URL
 
 
 def test_round_trip_ttl_and_generation_counter(redis_url: str) -> None:
