@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test venv lint typecheck demo serve bench clean
+.PHONY: run test test-big venv lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(STAMP)
 ## test: set up and run the whole suite (unit, integration, e2e)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## test-big: the 1,158-page Octave manual (Debian's octave-doc) through the ingest handler in page-range parts
+test-big: $(STAMP)
+	$(BIN)/python -m pytest -m big -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
