@@ -29,19 +29,18 @@ from typing import Any
 
 import pytest
 
-from querio.adapters import aws_clients
 from querio.ingest.parts import PART_INDEX_STRIDE
 from querio.models import DocumentStatus, Principal, SearchFilters, SearchRequest
-from querio.wiring import build_service
 from tests.fixtures.aws_events import (  # noqa: F401  (aws is a fixture)
     TEST_BUCKET,
     aws,
+    drain_queue,
     lambda_context,
+    parts_ingest_handler,
     s3_notification,
     sqs_event,
     sqs_record,
 )
-from tests.fixtures.service import make_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.big]
 
@@ -114,30 +113,13 @@ def manual() -> Path:
 
 @pytest.fixture
 def parts_handler(aws: Any, tmp_path: Path, pg_dsn: str) -> Iterator[tuple[Any, str]]:  # noqa: F811
-    from functions.ingest import handler as ingest_handler
-
-    sqs = aws_clients.sqs()
-    url = sqs.create_queue(QueueName="querio-ingest-big", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-    settings = make_settings(tmp_path / "data", pg_dsn, blob_backend="s3", s3_bucket=TEST_BUCKET,
-                             pages_per_part=PAGES_PER_PART, ingest_queue_url=url)
-    service = build_service(settings)
-    ingest_handler.set_service_factory(lambda: service, queue_url=url)
-    ingest_handler.service = service  # type: ignore[attr-defined]
-    try:
-        yield ingest_handler, url
-    finally:
-        ingest_handler.set_service_factory(None)
-        service.documents.close()
+    with parts_ingest_handler(tmp_path / "data", pg_dsn, queue="querio-ingest-big",
+                              pages_per_part=PAGES_PER_PART) as wired:
+        yield wired
 
 
 def _receive(url: str) -> list[dict[str, Any]]:
-    sqs = aws_clients.sqs()
-    out: list[dict[str, Any]] = []
-    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in msgs:
-            out.append(sqs_record(m["Body"], message_id=m["MessageId"], queue="querio-ingest-big"))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
+    return drain_queue(url, queue="querio-ingest-big")
 
 
 def _invoke(handler: Any, record: dict[str, Any]) -> float:

@@ -25,7 +25,9 @@ from querio.wiring import build_service
 from tests.fixtures.aws_events import (  # noqa: F401  (aws is a fixture)
     TEST_BUCKET,
     aws,
+    drain_queue,
     lambda_context,
+    parts_ingest_handler,
     s3_notification,
     s3_test_event,
     sqs_event,
@@ -260,30 +262,12 @@ def _page_text(n: int) -> str:
 
 @pytest.fixture
 def parts_handler(aws: Any, tmp_path: Path, pg_dsn: str) -> Iterator[tuple[Any, str]]:  # noqa: F811
-    from functions.ingest import handler as ingest_handler
-
-    sqs = aws_clients.sqs()
-    url = sqs.create_queue(QueueName="querio-ingest-parts", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-    settings = make_settings(tmp_path / "data", pg_dsn, blob_backend="s3", s3_bucket=TEST_BUCKET,
-                             pages_per_part=10, ingest_queue_url=url)
-    service = build_service(settings)
-    ingest_handler.set_service_factory(lambda: service, queue_url=url)
-    ingest_handler.service = service  # type: ignore[attr-defined]
-    try:
-        yield ingest_handler, url
-    finally:
-        ingest_handler.set_service_factory(None)
-        service.documents.close()
+    with parts_ingest_handler(tmp_path / "data", pg_dsn, queue="querio-ingest-parts", pages_per_part=10) as wired:
+        yield wired
 
 
 def _drain(url: str) -> list[dict[str, Any]]:
-    sqs = aws_clients.sqs()
-    out: list[dict[str, Any]] = []
-    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in msgs:
-            out.append(sqs_record(m["Body"], message_id=m["MessageId"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
+    return drain_queue(url, queue="querio-ingest-parts")
 
 
 def test_large_pdf_is_split_into_parts_and_assembled(parts_handler: tuple[Any, str], aws: Any,  # noqa: F811

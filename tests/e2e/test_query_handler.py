@@ -6,7 +6,6 @@ bodies."""
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import json
 import random
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 
 from querio.service import QuerioService
-from tests.fixtures.events import ApiClient, Reply, http_event, multipart_body, upload_event
+from tests.fixtures.events import ApiClient, Reply, http_event, multipart_body, parse_reply, upload_event
 from tests.fixtures.pdfs import make_text_pdf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:No application metrics to publish")]
@@ -75,13 +74,7 @@ class Lambda:
     service: QuerioService
 
     def invoke(self, event: Mapping[str, Any]) -> Reply:
-        raw = self.module.handler(dict(event), FakeContext())
-        body = raw.get("body") or ""
-        if raw.get("isBase64Encoded"):
-            body = base64.b64decode(body).decode()
-        headers = {k.lower(): str(v) for k, v in (raw.get("headers") or {}).items()}
-        parsed = json.loads(body) if body and "json" in headers.get("content-type", "") else (body or None)
-        return Reply(status=int(raw["statusCode"]), headers=headers, json=parsed, raw=raw)
+        return parse_reply(self.module.handler(dict(event), FakeContext()))
 
     def call(self, method: str, path: str, claims: Mapping[str, Any] | None, **kw: Any) -> Reply:
         return self.invoke(http_event(method, path, claims=claims, **kw))
