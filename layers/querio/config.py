@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from querio.errors import ConfigurationError
@@ -30,7 +30,10 @@ class Settings(BaseSettings):
         description="PostgreSQL DSN with pgvector; unset = start a private server under data_dir",
     )
     blob_backend: Literal["filesystem", "s3"] = "filesystem"
-    vector_backend: Literal["pgvector"] = "pgvector"
+    vector_backend: Literal["pgvector", "pinecone"] = Field(
+        default="pgvector",
+        description="which store answers vector queries; vectors stay in PostgreSQL too (issue 5)",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("REDIS_URL", "QUERIO_REDIS_URL"),
@@ -82,6 +85,26 @@ class Settings(BaseSettings):
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("QUERIO_CHUNK_OVERLAP must be smaller than QUERIO_CHUNK_SIZE")
         return self
+    # Pinecone (issue 5; see querio.adapters.pinecone_vectors and querio.vectors) ---------------------------
+    pinecone_api_key: SecretStr | None = Field(default=None, description="Pinecone API key")
+    pinecone_api_key_secret_arn: str | None = Field(
+        default=None, description='Secrets Manager secret holding the key (plain, or JSON {"apiKey": ...})'
+    )
+    pinecone_index: str | None = Field(default=None, description="Pinecone index (384-d, cosine)")
+    pinecone_host: str | None = Field(
+        default=None, description="control- and data-plane host override (a gateway, the local stand-in)"
+    )
+    pinecone_namespace_prefix: str = Field(
+        default="tenant-", max_length=300, description="namespace of tenant T is PREFIX + T"
+    )
+    vector_shadow: bool = Field(
+        default=False,
+        description="write vectors to both stores and query both, logging their agreement (serve per vector_backend)",
+    )
+    vector_shadow_sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of queries also sent to the shadow store"
+    )
+
 
     @property
     def embedded_database(self) -> bool:
@@ -89,7 +112,19 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
+        if self.uses_pinecone:
+            if not self.pinecone_index:
+                raise ValueError("QUERIO_PINECONE_INDEX is required when QUERIO_VECTOR_BACKEND=pinecone"
+                                 " or QUERIO_VECTOR_SHADOW=true")
+            if self.pinecone_api_key is None and not self.pinecone_api_key_secret_arn:
+                raise ValueError("QUERIO_PINECONE_API_KEY or QUERIO_PINECONE_API_KEY_SECRET_ARN is required when"
+                                 " QUERIO_VECTOR_BACKEND=pinecone or QUERIO_VECTOR_SHADOW=true")
         return self.data_dir / "blobs"
+
+    @property
+    def uses_pinecone(self) -> bool:
+        """Whether queries or shadow queries reach Pinecone (then its settings are required)."""
+        return self.vector_backend == "pinecone" or self.vector_shadow
 
     @property
     def pg_dir(self) -> Path:

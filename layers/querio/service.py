@@ -55,6 +55,7 @@ from querio.ports import (
     utcnow,
 )
 from querio.retrieval.hybrid import rrf_fuse
+from querio.vectors.sync import IndexSync
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -116,6 +117,7 @@ class QuerioService:
         """Ingest one PDF for the caller's tenant. Bad files give a ``failed`` outcome, not an error."""
         outcome = self.pipeline.ingest(principal.tenant_id, data, filename, tags=tags,
                                        uploaded_by=principal.user_id, progress=progress)
+        self._sync_vectors(principal.tenant_id, outcome)
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(principal.tenant_id)
         return outcome
@@ -141,12 +143,15 @@ class QuerioService:
     def purge(self, tenant_id: str, doc: Document) -> None:
         if not self.vectors.colocated:
             self.vectors.delete_document(tenant_id, doc.id)
+        elif isinstance(self.vectors, IndexSync):  # an external index mirrors the chunk rows
+            self.vectors.document_purged(tenant_id, doc.id)
         if doc.storage_path:
             self.blobs.delete(doc.storage_path)
         self.documents.purge_document(tenant_id, doc.id)
 
     def reprocess(self, principal: Principal, document_id: uuid.UUID) -> IngestOutcome:
         outcome = self.pipeline.reprocess(principal.tenant_id, document_id)
+        self._sync_vectors(principal.tenant_id, outcome)
         self._bump_generation(principal.tenant_id)
         return outcome
 
@@ -273,6 +278,12 @@ class QuerioService:
         except Exception:  # analytics must never fail a search
             log.warning("could not record query analytics", exc_info=True)
 
+    def _sync_vectors(self, tenant: str, outcome: IngestOutcome) -> None:
+        """Copy a just-completed document's vectors to an external index (Pinecone), after the
+        commit; the hook logs and counts its own failures (``querio vectors reconcile`` repairs)."""
+        if outcome.status == "ingested" and outcome.document is not None and isinstance(self.vectors, IndexSync):
+            self.vectors.document_stored(tenant, outcome.document.id)
+
     def _generation_key(self, tenant: str) -> str:
         return f"gen:{tenant}"
 
@@ -383,6 +394,7 @@ class QuerioService:
             outcome = self.pipeline.ingest(tenant_id, data, key.rsplit("/", 1)[-1], uploaded_by=principal.user_id,
                                            storage_key=key)
         doc = outcome.document
+        self._sync_vectors(tenant_id, outcome)
         if doc is not None:
             self.documents.set_s3_location(tenant_id, doc.id, bucket, key)
             if outcome.status == "duplicate" and doc.storage_path != key:
@@ -396,6 +408,7 @@ class QuerioService:
         from querio.ingest import parts
 
         outcome = parts.ingest_part(self, item)
+        self._sync_vectors(item.tenant_id, outcome)
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(item.tenant_id)
         return outcome

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from psycopg.conninfo import make_conninfo
 
 from querio.config import Settings, get_settings
 from querio.errors import ConfigurationError, NotFound
-from querio.ports import AnswerGenerator, BlobStore, Cache, Embedder
+from querio.ports import AnswerGenerator, BlobStore, Cache, Embedder, VectorStore
 from querio.service import QuerioService
+
+if TYPE_CHECKING:
+    from querio.adapters.pinecone_vectors import PineconeVectorStore
+    from querio.adapters.postgres.store import PostgresDocumentStore
 
 _lock = threading.Lock()
 
@@ -81,6 +86,72 @@ def dsn_from_secret(secret_arn: str) -> str:
             f" and dbname ({type(exc).__name__}: {exc})") from exc
 
 
+def build_vector_store(settings: Settings, documents: PostgresDocumentStore) -> VectorStore:
+    """pgvector alone; or, with ``QUERIO_VECTOR_BACKEND=pinecone`` or ``QUERIO_VECTOR_SHADOW``, the
+    mirror of pgvector and Pinecone (querio.vectors.mirror), whose index is checked here, at
+    start-up: a missing index or a dimension/metric mismatch raises ``ConfigurationError``."""
+    from querio.adapters.postgres.vectors import PgVectorStore
+
+    pgvector = PgVectorStore(documents, ef_search=settings.hnsw_ef_search,
+                             exact_scan_max_rows=settings.exact_scan_max_rows)
+    if not settings.uses_pinecone:
+        return pgvector
+    from querio.vectors.mirror import MirroredVectorStore
+
+    pinecone = build_pinecone_store(settings)
+    pinecone.check_index()
+    return MirroredVectorStore(pgvector, pinecone, documents, serve=settings.vector_backend,
+                               shadow=settings.vector_shadow, shadow_sample_rate=settings.vector_shadow_sample_rate)
+
+
+def build_pinecone_store(settings: Settings) -> PineconeVectorStore:
+    """The Pinecone adapter for ``settings`` (no network call until first use)."""
+    from querio.adapters.pinecone_vectors import PineconeVectorStore, pinecone_client
+
+    if not settings.pinecone_index:
+        raise ConfigurationError("QUERIO_PINECONE_INDEX is required for the Pinecone vector store")
+    api_key = pinecone_api_key(settings)
+    host = settings.pinecone_host
+    return PineconeVectorStore(lambda: pinecone_client(api_key, host), index_name=settings.pinecone_index,
+                               host=host, namespace_prefix=settings.pinecone_namespace_prefix)
+
+
+def pinecone_api_key(settings: Settings) -> str:
+    """``QUERIO_PINECONE_API_KEY``, else the secret named by ``QUERIO_PINECONE_API_KEY_SECRET_ARN``."""
+    if settings.pinecone_api_key is not None:
+        return settings.pinecone_api_key.get_secret_value()
+    if settings.pinecone_api_key_secret_arn:
+        return pinecone_key_from_secret(settings.pinecone_api_key_secret_arn)
+    raise ConfigurationError("QUERIO_PINECONE_API_KEY or QUERIO_PINECONE_API_KEY_SECRET_ARN is required for the"
+                             " Pinecone vector store")
+
+
+@lru_cache(maxsize=8)
+def pinecone_key_from_secret(secret_arn: str) -> str:
+    """The Pinecone API key from Secrets Manager: the SecretString itself, or JSON ``{"apiKey": ...}``.
+    Read once per process (cold start). Errors name the setting."""
+    from querio.adapters import aws_clients
+    from querio.adapters.s3_blobs import classify_error
+
+    try:
+        raw = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
+    except Exception as exc:
+        mapped = classify_error(exc, "QUERIO_PINECONE_API_KEY_SECRET_ARN")
+        if mapped is None or isinstance(mapped, NotFound):
+            raise ConfigurationError(f"QUERIO_PINECONE_API_KEY_SECRET_ARN: cannot read the secret ({exc})") from exc
+        raise mapped from exc
+    text = str(raw).strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text)["apiKey"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError('QUERIO_PINECONE_API_KEY_SECRET_ARN: a JSON secret must be {"apiKey": "..."}'
+                                     f" ({type(exc).__name__}: {exc})") from exc
+    if not text:
+        raise ConfigurationError("QUERIO_PINECONE_API_KEY_SECRET_ARN: the secret is empty")
+    return text
+
+
 def build_answerer(settings: Settings, extractive: AnswerGenerator) -> AnswerGenerator:
     """Bedrock (Converse API) when ``QUERIO_BEDROCK_MODEL_ID`` is set, else the extractive answerer,
     which also serves as Bedrock's fallback on errors."""
@@ -96,15 +167,13 @@ def build_service(settings: Settings) -> QuerioService:
     """Build a service with fresh adapters for ``settings`` (migrations applied first)."""
     from querio.adapters.postgres.migrate import migrate
     from querio.adapters.postgres.store import PostgresDocumentStore
-    from querio.adapters.postgres.vectors import PgVectorStore
     from querio.embedding import get_embedder
     from querio.retrieval.answer import ExtractiveAnswerer
 
     dsn = database_url(settings)
     migrate(dsn)
     documents = PostgresDocumentStore(dsn)
-    vectors = PgVectorStore(documents, ef_search=settings.hnsw_ef_search,
-                            exact_scan_max_rows=settings.exact_scan_max_rows)
+    vectors = build_vector_store(settings, documents)
 
     def embedder() -> Embedder:
         return get_embedder(settings.embed_batch_size)
