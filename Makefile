@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-big venv lint clean
+.PHONY: run test test-big venv lint clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ test: $(STAMP)
 ## test-big: the 1,158-page Octave manual (Debian's octave-doc) through the ingest handler in page-range parts
 test-big: $(STAMP)
 	$(BIN)/python -m pytest -m big -s
+
+## bench: every benchmark beside the seed baseline (BENCH_ARGS=--with-1m adds 1M vectors); bench/README.md
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-quick: the same in a few minutes (10K vectors only, fewer queries, 10 s per load level)
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,6 +24,29 @@ def score(ranks: list[int | None]) -> dict[str, float]:
     return out
 
 
+def load_questions(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def rank_of(hits, q: dict) -> int | None:
+    """1-based rank of the first hit on the right (document, page), or None."""
+    return next((i for i, h in enumerate(hits, 1) if h.filename == q["document"] and h.page in q["pages"]), None)
+
+
+def evaluate(service, who, qs: list[dict], *, alpha: float | None = None, mode: str | None = None,
+             k: int = 10) -> tuple[dict[str, float], list[int | None]]:
+    """Score ``qs`` through ``service.search`` (``mode`` "vector"/"text"/"hybrid", or an explicit ``alpha``)."""
+    from querio.models import SearchRequest
+
+    ranks: list[int | None] = []
+    t = time.perf_counter()
+    for q in qs:
+        req = SearchRequest(query=q["question"], k=k, alpha=alpha, **({"mode": mode} if mode else {}))
+        ranks.append(rank_of(service.search(who, req).results, q))
+    out = score(ranks) | {"ms_per_query": round((time.perf_counter() - t) * 1000 / len(qs), 1)}
+    return out, ranks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", required=True)
@@ -42,15 +65,14 @@ def main() -> None:
     if args.ingest:
         for pdf in sorted(Path(args.ingest).glob("*.pdf")):
             print(pdf.name, service.ingest(who, pdf.read_bytes(), pdf.name).status, file=sys.stderr)
-    qs = [json.loads(line) for line in Path(args.questions).read_text().splitlines() if line.strip()]
+    qs = load_questions(args.questions)
     results = {}
     for alpha in (float(a) for a in args.alphas.split(",")):
         ranks, misses = [], []
         t = time.perf_counter()
         for q in qs:
             hits = service.search(who, SearchRequest(query=q["question"], k=10, alpha=alpha)).results
-            rank = next((i for i, h in enumerate(hits, 1)
-                         if h.filename == q["document"] and h.page in q["pages"]), None)
+            rank = rank_of(hits, q)
             ranks.append(rank)
             if not rank or rank > 5:
                 misses.append((q["id"], rank, [(h.filename, h.page) for h in hits[:3]], q["pages"]))

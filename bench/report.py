@@ -1,0 +1,482 @@
+"""Benchmark results (the JSON written by ``bench/run.py``) → targets, Markdown tables and a PNG.
+
+Pure functions of the results dict, so they can be re-run on any saved JSON:
+
+  python bench/report.py bench/results/2026-11-29.json   # rewrites the .md and .png beside it
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: The issue's targets (goals for the product, not test assertions).
+TARGETS_TEXT = {
+    "ingest_speedup": "ingest ≥ 5x the seed baseline's pages/s",
+    "recall_at_5": "hybrid recall@5 ≥ 0.97",
+    "mrr_at_10": "hybrid MRR@10 ≥ 0.85",
+    "query_p50": "warm query p50 ≤ 1/3 of the baseline's similarity_search p50",
+    "vector_100k": "vector search at 100K: p50 ≤ 5 ms with recall@10 ≥ 0.95",
+    "vector_1m": "vector search at 1M: p50 ≤ 10 ms with recall@10 ≥ 0.95",
+    "cached_p50": "cached query p50 ≤ 2 ms through the router (Redis)",
+    "cold_start": "cold start to first answer ≤ 1.5 s",
+    "concurrency_errors": "no errors under load (1, 4, 16 connections)",
+}
+
+
+def _ok(sections: dict[str, Any], name: str) -> dict[str, Any] | None:
+    s = sections.get(name)
+    return s if isinstance(s, dict) and s.get("status") == "ok" else None
+
+
+def _get(d: Any, *path: Any) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: ``name``, ``target`` (text), ``measured`` (text), ``met`` (True/False/None)."""
+    s = results.get("sections", {})
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, measured: str | None, met: bool | None) -> None:
+        rows.append({"name": name, "target": TARGETS_TEXT[name], "measured": measured or "not measured",
+                     "met": met})
+
+    ing, base = _ok(s, "ingest"), _ok(s, "baseline")
+    ours = _get(ing, "pipeline", "pages_per_s")
+    theirs = _get(base, "seed", "ingest_pages_per_s")
+    if ours and theirs:
+        ratio = ours / theirs
+        add("ingest_speedup", f"{ours:.1f} vs {theirs:.1f} pages/s = {ratio:.2f}x", ratio >= 5)
+    else:
+        add("ingest_speedup", None, None)
+
+    hybrid = _get(_ok(s, "quality"), "modes", "hybrid")
+    if hybrid:
+        add("recall_at_5", f"{hybrid['recall_at_5']:.3f}", hybrid["recall_at_5"] >= 0.97)
+        add("mrr_at_10", f"{hybrid['mrr_at_10']:.3f}", hybrid["mrr_at_10"] >= 0.85)
+    else:
+        add("recall_at_5", None, None)
+        add("mrr_at_10", None, None)
+
+    lat = _ok(s, "query_latency")
+    ours = _get(lat, "router", "p50_ms")
+    theirs = _get(base, "latency", "p50_ms")
+    if ours is not None and theirs:
+        add("query_p50", f"{ours:.2f} ms vs baseline {theirs:.2f} ms (≤ {theirs / 3:.2f} ms) = "
+            f"{theirs / ours:.2f}x faster", ours <= theirs / 3)
+    else:
+        add("query_p50", f"{ours:.2f} ms (no baseline)" if ours is not None else None, None)
+
+    scale = _ok(s, "scale")
+    for name, size, limit in (("vector_100k", "100000", 5.0), ("vector_1m", "1000000", 10.0)):
+        h = _get(scale, "sizes", size, "hnsw")
+        if h:
+            add(name, f"p50 {h['p50_ms']:.2f} ms, recall@10 {h['recall_at_10']:.3f} (ef_search {h['ef_search']})",
+                h["p50_ms"] <= limit and h["recall_at_10"] >= 0.95)
+        else:
+            add(name, None, None)
+
+    hit = _get(_ok(s, "cache"), "redis", "hit", "p50_ms")
+    add("cached_p50", f"{hit:.2f} ms" if hit is not None else None, None if hit is None else hit <= 2.0)
+
+    cold = _get(_ok(s, "cold_start"), "querio", "median", "total_s")
+    seed_cold = _get(_ok(s, "cold_start"), "baseline", "median", "import_and_model_load_s")
+    if cold is not None:
+        extra = f" (baseline import + model load {seed_cold:.2f} s)" if seed_cold else ""
+        add("cold_start", f"{cold:.2f} s{extra}", cold <= 1.5)
+    else:
+        add("cold_start", None, None)
+
+    conc = _ok(s, "concurrency")
+    if conc and conc.get("levels"):
+        errs = sum(int(lv.get("errors", 0)) for lv in conc["levels"])
+        add("concurrency_errors", f"{errs} errors", errs == 0)
+    else:
+        add("concurrency_errors", None, None)
+    return rows
+
+
+# --- Markdown ----------------------------------------------------------------------------------------
+
+def _f(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _failed(lines: list[str], sec: dict[str, Any] | None) -> bool:
+    if sec is None:
+        lines += ["*not run*", ""]
+        return True
+    if sec.get("status") != "ok":
+        lines += [f"**failed**: `{sec.get('error', 'unknown error')}`", ""]
+        return True
+    return False
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    m = meta.get("machine", {})
+    s = results.get("sections", {})
+    base = _ok(s, "baseline")
+    lines = [f"# Querio benchmark, {meta.get('date', '?')} ({meta.get('mode', '?')} mode)", ""]
+    lines += [f"Machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
+              f"{m.get('memory_gb', '?')} GB RAM, {m.get('os', '?')}, Python {m.get('python', '?')}. "
+              f"Embedder: `{meta.get('embedder', '?')}`. Commit `{str(meta.get('git_commit', '?'))[:10]}`"
+              f"{' (dirty tree)' if meta.get('git_dirty') else ''}. Load average at start / end: "
+              f"{meta.get('loadavg_start', '?')} / {meta.get('loadavg_end', '?')}. "
+              f"Run took {_f(meta.get('duration_s'), 0)} s.", ""]
+
+    lines += ["## Targets", ""]
+    rows = [[r["target"], r["measured"], "✅ met" if r["met"] else ("❌ missed" if r["met"] is False else "-")]
+            for r in results.get("targets") or compute_targets(results)]
+    lines += _table(["target", "measured", "status"], rows)
+
+    lines += ["## 1. Ingest throughput", ""]
+    ing = s.get("ingest")
+    if not _failed(lines, ing):
+        assert ing is not None
+        p, st = ing.get("pipeline", {}), ing.get("staged", {})
+        seed = _get(base, "seed") or {}
+        rows = [["Querio, whole pipeline (service.ingest)", p.get("pdfs"), p.get("pages"), p.get("chunks"),
+                 p.get("seconds"), p.get("pages_per_s"), p.get("chunks_per_s")],
+                ["Querio, stages called directly", st.get("pdfs"), st.get("pages"), st.get("chunks"),
+                 st.get("seconds"), st.get("pages_per_s"), st.get("chunks_per_s")]]
+        if seed:
+            rows.append(["seed baseline (LangChain + Chroma)", seed.get("pdfs"), seed.get("pages"), seed.get("chunks"),
+                         seed.get("ingest_s"), seed.get("ingest_pages_per_s"),
+                         round(seed["chunks"] / seed["ingest_s"], 2) if seed.get("ingest_s") else None])
+        lines += _table(["system", "PDFs", "pages", "chunks", "seconds", "pages/s", "chunks/s"], rows)
+        if ing.get("speedup_vs_baseline"):
+            lines += [f"Speed-up over the baseline: **{ing['speedup_vs_baseline']:.2f}x** pages/s.", ""]
+        ph = st.get("phases_s", {})
+        if ph:
+            total = sum(ph.values()) or 1.0
+            rows = [[k, round(v, 2), f"{100 * v / total:.1f}%"] for k, v in ph.items()]
+            if seed:
+                rows.append(["baseline: parse (PyPDFLoader)", seed.get("parse_s"), ""])
+                rows.append(["baseline: split + embed + store (Chroma.from_documents)",
+                             seed.get("embed_and_store_s"), ""])
+            lines += ["Phases (stages called directly; model loaded beforehand in "
+                      f"{_f(st.get('model_load_s'))} s):", ""]
+            lines += _table(["phase", "seconds", "share"], rows)
+
+    lines += ["## 2. Retrieval quality (by document and page, k = 10)", ""]
+    q = s.get("quality")
+    if not _failed(lines, q):
+        assert q is not None
+        keys = ["recall_at_1", "recall_at_3", "recall_at_5", "recall_at_10", "mrr_at_10"]
+        rows = [[f"Querio {mode}" + (f" (alpha {v.get('alpha')})" if v.get("alpha") is not None else "")]
+                + [v.get(k) for k in keys] for mode, v in q.get("modes", {}).items()]
+        bq = _get(base, "quality")
+        if bq:
+            rows.append(["seed baseline (Chroma similarity_search)"] + [bq.get(k) for k in keys])
+        lines += [f"{q.get('questions')} questions from `{q.get('questions_file')}`.", ""]
+        lines += _table(["system", "recall@1", "recall@3", "recall@5", "recall@10", "MRR@10"],
+                        [[r[0], *[_f(x, 3) for x in r[1:]]] for r in rows])
+
+    lines += ["## 3. Warm query latency (router in-process, query embedding included, every query a cache miss)", ""]
+    lat = s.get("query_latency")
+    if not _failed(lines, lat):
+        assert lat is not None
+        r = lat.get("router", {})
+        rows = [["Querio POST /api/search (router)", r.get("queries"), r.get("p50_ms"), r.get("p95_ms"),
+                 r.get("p99_ms")],
+                ["  of which service.search (took_ms)", "", _get(lat, "service_took", "p50_ms"),
+                 _get(lat, "service_took", "p95_ms"), _get(lat, "service_took", "p99_ms")],
+                ["  of which query embedding alone", _get(lat, "embed_only", "queries"),
+                 _get(lat, "embed_only", "p50_ms"), _get(lat, "embed_only", "p95_ms"), None]]
+        bl = _get(base, "latency")
+        if bl:
+            rows.append(["seed baseline similarity_search", bl.get("queries"), bl.get("p50_ms"), bl.get("p95_ms"),
+                         bl.get("p99_ms")])
+            rows.append(["  of which query embedding alone", 50, bl.get("embed_only_p50_ms"), None, None])
+        lines += [f"k = {lat.get('k')}, mode {lat.get('mode')}, {lat.get('warmup')} warm-up queries.", ""]
+        lines += _table(["system", "queries", "p50 ms", "p95 ms", "p99 ms"], rows)
+        if lat.get("speedup_vs_baseline"):
+            lines += [f"Baseline p50 / Querio p50: **{lat['speedup_vs_baseline']:.2f}x** (target ≥ 3x).", ""]
+
+    lines += ["## 4. Scale: pgvector HNSW on synthetic clustered vectors", ""]
+    sc = s.get("scale")
+    if not _failed(lines, sc):
+        assert sc is not None
+        ip = sc.get("index_params", {})
+        lines += [f"{sc.get('dim')}-d normalised vectors around {sc.get('clusters')} gaussian clusters; "
+                  f"{sc.get('queries')} queries; PostgreSQL {sc.get('postgres')}, pgvector {sc.get('pgvector')}; "
+                  f"HNSW m = {ip.get('m')}, ef_construction = {ip.get('ef_construction')} (from "
+                  f"`{ip.get('source')}`), ef_search = {ip.get('ef_search')} (QUERIO_HNSW_EF_SEARCH). "
+                  "Latency is one client round trip over the Unix socket.", ""]
+        rows = []
+        for n, r in sc.get("sizes", {}).items():
+            h = r.get("hnsw", {})
+            rows.append([f"{int(n):,}", r.get("build_s"), r.get("index_mb"), r.get("pg_memory_peak_build_uss_mb"),
+                         h.get("p50_ms"), h.get("p99_ms"), _f(h.get("recall_at_10"), 3),
+                         _get(r, "exact_scan", "p50_ms"), r.get("seed_table_ms"),
+                         _f(r.get("speedup_vs_seed_table"), 1)])
+        lines += _table(["vectors", "build s", "index MB", "PG peak MB (USS) in build", "HNSW p50 ms",
+                         "HNSW p99 ms", "recall@10", "exact scan p50 ms", "seed table ms", "x faster"], rows)
+        sweep_rows = []
+        for n, r in sc.get("sizes", {}).items():
+            for ef, v in r.get("ef_search", {}).items():
+                sweep_rows.append([f"{int(n):,}", ef, v.get("p50_ms"), _f(v.get("recall_at_10"), 3)])
+        if sweep_rows:
+            lines += ["ef_search sweep:", ""]
+            lines += _table(["vectors", "ef_search", "p50 ms", "recall@10"], sweep_rows)
+
+    lines += ["## 5. Result cache through the router (real Redis)", ""]
+    c = s.get("cache")
+    if not _failed(lines, c):
+        assert c is not None
+        rows = []
+        for name, key in (("Redis", "redis"), ("in-process (no REDIS_URL)", "memory")):
+            v = c.get(key)
+            if v:
+                rows.append([f"{name}: miss (embed + search + set)", v["miss"].get("queries"), v["miss"].get("p50_ms"),
+                             v["miss"].get("p95_ms")])
+                rows.append([f"{name}: hit", v["hit"].get("queries"), v["hit"].get("p50_ms"), v["hit"].get("p95_ms")])
+        lines += [f"Redis {c.get('redis_version', '?')} at `{c.get('redis_url', '?')}` (keys deleted afterwards: "
+                  f"{c.get('keys_deleted', '?')}).", ""]
+        lines += _table(["path", "queries", "p50 ms", "p95 ms"], rows)
+
+    lines += ["## 6. Cold start (fresh process → first answer)", ""]
+    cs = s.get("cold_start")
+    if not _failed(lines, cs):
+        assert cs is not None
+        qm = _get(cs, "querio", "median") or {}
+        bm = _get(cs, "baseline", "median") or {}
+        rows = [[k, v] for k, v in qm.items() if isinstance(v, (int, float)) and k.endswith("_s")]
+        lines += [f"Querio (median of {_get(cs, 'querio', 'runs') or '?'} runs, query handler → "
+                  f"`{qm.get('embedder', cs.get('embedder', '?'))}`):", ""]
+        lines += _table(["phase", "seconds"], rows)
+        if bm:
+            lines += [f"Seed baseline (median of {_get(cs, 'baseline', 'runs')} runs):", ""]
+            lines += _table(["phase", "seconds"], [[k, v] for k, v in bm.items() if k.endswith("_s")])
+        elif _get(cs, "baseline", "error"):
+            lines += [f"Baseline cold start failed: `{_get(cs, 'baseline', 'error')}`", ""]
+
+    lines += ["## 7. Concurrency (`querio serve` on 127.0.0.1, closed-loop Python client)", ""]
+    cc = s.get("concurrency")
+    if not _failed(lines, cc):
+        assert cc is not None
+        rows = [[lv.get("connections"), lv.get("duration_s"), lv.get("requests"), lv.get("throughput_rps"),
+                 lv.get("p50_ms"), lv.get("p99_ms"), lv.get("errors")] for lv in cc.get("levels", [])]
+        lines += [f"POST /api/search, k = {cc.get('k')}, unique queries (result cache off), "
+                  f"{cc.get('duration_s')} s per level.", ""]
+        lines += _table(["connections", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+
+    errors = [(n, v.get("error")) for n, v in s.items() if isinstance(v, dict) and v.get("status") != "ok"]
+    if errors:
+        lines += ["## Failed sections", ""] + [f"- `{n}`: {e}" for n, e in errors] + [""]
+    pk = meta.get("packages", {})
+    if pk:
+        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(pk.items())), ""]
+        sp = _get(base, "packages")
+        if sp:
+            lines += ["Baseline venv: " + ", ".join(f"{k} {v}" for k, v in sorted(sp.items())), ""]
+    return "\n".join(lines)
+
+
+# --- PNG ---------------------------------------------------------------------------------------------
+
+def to_png(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results.get("sections", {})
+    base = _ok(s, "baseline")
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    meta = results.get("meta", {})
+    fig.suptitle(f"Querio vs seed baseline, {meta.get('date', '')} ({meta.get('mode', '')}), "
+                 f"{_get(meta, 'machine', 'cores')} cores, embedder {str(meta.get('embedder', '?')).split('.')[-1]}")
+
+    def empty(ax: Any, title: str, why: str = "not measured") -> None:
+        ax.set_title(title)
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    def bars(ax: Any, labels: list[str], values: list[float], title: str, ylabel: str,
+             colors: list[str] | None = None) -> None:
+        b = ax.bar(labels, values, color=colors or ["tab:blue"] * len(values))
+        ax.bar_label(b, fmt="%.4g")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+
+    ax = axes[0][0]
+    ours = _get(_ok(s, "ingest"), "pipeline", "pages_per_s")
+    theirs = _get(base, "seed", "ingest_pages_per_s")
+    if ours or theirs:
+        labels, vals, cols = [], [], []
+        if ours:
+            labels, vals, cols = ["Querio"], [ours], ["tab:blue"]
+        if theirs:
+            labels += ["seed", "target (5x seed)"]
+            vals += [theirs, 5 * theirs]
+            cols += ["tab:orange", "lightgrey"]
+        bars(ax, labels, vals, "1. Ingest throughput", "pages / s", cols)
+    else:
+        empty(ax, "1. Ingest throughput")
+
+    ax = axes[0][1]
+    q = _ok(s, "quality")
+    if q:
+        systems = {f"Querio {k}": v for k, v in q.get("modes", {}).items()}
+        if _get(base, "quality"):
+            systems["seed"] = base["quality"]
+        keys = ["recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10"]
+        width = 0.8 / max(len(systems), 1)
+        for i, (name, v) in enumerate(systems.items()):
+            ax.bar([j + i * width for j in range(len(keys))], [v.get(k) or 0 for k in keys], width, label=name)
+        ax.set_xticks([j + width * (len(systems) - 1) / 2 for j in range(len(keys))],
+                      ["R@1", "R@5", "R@10", "MRR@10"])
+        ax.axhline(0.97, color="grey", ls="--", lw=0.8)
+        ax.axhline(0.85, color="grey", ls=":", lw=0.8)
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title("2. Retrieval quality (targets: R@5 0.97, MRR 0.85)")
+    else:
+        empty(ax, "2. Retrieval quality")
+
+    ax = axes[0][2]
+    lat = _ok(s, "query_latency")
+    bl = _get(base, "latency")
+    if lat or bl:
+        pcts = ["p50_ms", "p95_ms", "p99_ms"]
+        series = {}
+        if lat:
+            series["Querio router"] = [lat["router"].get(p) or 0 for p in pcts]
+        if bl:
+            series["seed similarity_search"] = [bl.get(p) or 0 for p in pcts]
+        for i, (name, vals) in enumerate(series.items()):
+            b = ax.bar([j + i * 0.4 for j in range(3)], vals, 0.4, label=name)
+            ax.bar_label(b, fmt="%.1f", fontsize=7)
+        ax.set_xticks([j + 0.2 for j in range(3)], ["p50", "p95", "p99"])
+        if bl and bl.get("p50_ms"):
+            ax.axhline(bl["p50_ms"] / 3, color="grey", ls="--", lw=0.8, label="target p50")
+        ax.set_ylabel("ms")
+        ax.legend(fontsize=7)
+        ax.set_title("3. Warm query latency (with embedding)")
+    else:
+        empty(ax, "3. Warm query latency")
+
+    ax = axes[1][0]
+    sc = _ok(s, "scale")
+    if sc and sc.get("sizes"):
+        ns = [int(n) for n in sc["sizes"]]
+        ax.plot(ns, [sc["sizes"][str(n)]["hnsw"]["p50_ms"] for n in ns], "o-", label="Querio HNSW p50")
+        ax.plot(ns, [_get(sc["sizes"][str(n)], "exact_scan", "p50_ms") for n in ns], "s--", label="exact scan p50")
+        seed_tab = {int(k): v for k, v in (sc.get("seed_table_ms") or {}).items()}
+        ax.plot(list(seed_tab), list(seed_tab.values()), "^-", color="tab:orange", label="seed's table")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("vectors")
+        ax.set_ylabel("ms per query")
+        for n in ns:
+            r = sc["sizes"][str(n)]["hnsw"]
+            ax.annotate(f"R@10 {r['recall_at_10']:.3f}", (n, r["p50_ms"]), fontsize=7, xytext=(4, -10),
+                        textcoords="offset points")
+        ax.legend(fontsize=7)
+        ax.set_title("4. Vector search at scale")
+    else:
+        empty(ax, "4. Vector search at scale")
+
+    ax = axes[1][1]
+    c = _ok(s, "cache")
+    cs = _ok(s, "cold_start")
+    if c or cs:
+        labels, vals, cols = [], [], []
+        if c and c.get("redis"):
+            labels += ["miss (Redis)", "hit (Redis)"]
+            vals += [c["redis"]["miss"]["p50_ms"], c["redis"]["hit"]["p50_ms"]]
+            cols += ["tab:blue", "tab:green"]
+        if cs:
+            qm = _get(cs, "querio", "median", "total_s")
+            bm = _get(cs, "baseline", "median", "total_s")
+            if qm:
+                labels.append("cold start\nQuerio")
+                vals.append(qm * 1000)
+                cols.append("tab:purple")
+            if bm:
+                labels.append("cold start\nseed")
+                vals.append(bm * 1000)
+                cols.append("tab:orange")
+        bars(ax, labels, vals, "5-6. Cache hit/miss p50 and cold start", "ms (log)", cols)
+        ax.axhline(2, color="grey", ls=":", lw=0.8, label="cache hit target 2 ms")
+        ax.axhline(1500, color="grey", ls="--", lw=0.8, label="cold start target 1.5 s")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="upper left")
+    else:
+        empty(ax, "5-6. Cache and cold start")
+
+    ax = axes[1][2]
+    cc = _ok(s, "concurrency")
+    if cc and cc.get("levels"):
+        lv = cc["levels"]
+        xs = [v["connections"] for v in lv]
+        ax.plot(xs, [v["throughput_rps"] for v in lv], "o-", label="req/s")
+        ax.set_xlabel("connections")
+        ax.set_ylabel("requests / s")
+        ax2 = ax.twinx()
+        ax2.plot(xs, [v.get("p99_ms") or 0 for v in lv], "s--", color="tab:red", label="p99 ms")
+        ax2.plot(xs, [v.get("p50_ms") or 0 for v in lv], "^:", color="tab:pink", label="p50 ms")
+        ax2.set_ylabel("ms")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+        errs = sum(v.get("errors", 0) for v in lv)
+        ax.set_title(f"7. querio serve under load ({errs} errors)")
+    else:
+        empty(ax, "7. Concurrency")
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_reports(results: dict[str, Any], json_path: Path) -> dict[str, str]:
+    """Write ``<stem>.md`` and ``<stem>.png`` beside ``json_path``; returns what was written or why not."""
+    out: dict[str, str] = {}
+    md = json_path.with_suffix(".md")
+    md.write_text(to_markdown(results))
+    out["markdown"] = str(md)
+    png = json_path.with_suffix(".png")
+    try:
+        to_png(results, png)
+        out["png"] = str(png)
+    except ImportError as exc:
+        out["png_error"] = f"matplotlib missing ({exc}); install the bench extra: pip install -e '.[bench]'"
+    return out
+
+
+def main() -> None:
+    path = Path(sys.argv[1])
+    results = json.loads(path.read_text())
+    results["targets"] = compute_targets(results)
+    print(json.dumps(write_reports(results, path)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Section 4: pgvector HNSW at 10K / 100K / (1M) synthetic vectors on the embedded PostgreSQL.
+
+Vectors: 384-d, L2-normalised, drawn around ``CLUSTERS`` gaussian cluster centres (real
+sentence embeddings are clustered by topic; uniform noise makes ANN look artificially hard
+or easy). Queries are fresh draws from the same mixture. Ground truth: exact top-10 by cosine
+in numpy. The index uses the product's settings: ``m`` and ``ef_construction`` read from the
+migration that creates ``idx_chunks_embedding_hnsw``, ``ef_search`` from ``Settings``.
+
+Everything happens in a scratch PostgreSQL cluster (its own data directory, via the product's
+``start_embedded``) in a scratch database; nothing of the product's data is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DIM = 384
+CLUSTERS = 1000
+#: per-dimension noise around a unit centre: cosine(point, centre) ~ 0.65, like topic neighbours
+SIGMA = 0.06
+#: the seed document's pgvector table (ms per query) by corpus size
+SEED_TABLE_MS = {1_000: 80, 10_000: 200, 100_000: 800, 1_000_000: 3000}
+
+
+def product_index_params() -> dict[str, Any]:
+    """``m`` / ``ef_construction`` of the product's HNSW index (from its migration) and ``ef_search``."""
+    from querio.config import load_settings
+
+    params: dict[str, Any] = {"m": 16, "ef_construction": 64, "source": "pgvector defaults"}
+    mig = resources.files("querio.adapters.postgres") / "migrations"
+    for entry in sorted(mig.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        text = entry.read_text()
+        for m in re.finditer(r"USING\s+hnsw\s*\([^)]*\)\s*WITH\s*\(([^)]*)\)", text, re.I | re.S):
+            opts = dict(re.findall(r"(\w+)\s*=\s*(\d+)", m.group(1)))
+            params = {"m": int(opts.get("m", 16)), "ef_construction": int(opts.get("ef_construction", 64)),
+                      "source": entry.name}
+    params["ef_search"] = load_settings().hnsw_ef_search
+    return params
+
+
+def clustered(n: int, rng: np.random.Generator, centres: np.ndarray, batch: int = 100_000) -> np.ndarray:
+    out = np.empty((n, DIM), dtype=np.float32)
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        labels = rng.integers(0, len(centres), hi - lo)
+        x = centres[labels] + rng.normal(0.0, SIGMA, (hi - lo, DIM)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        out[lo:hi] = x
+    return out
+
+
+def exact_top(x: np.ndarray, q: np.ndarray, k: int = 10, batch: int = 64) -> np.ndarray:
+    tops = []
+    for lo in range(0, len(q), batch):
+        sims = q[lo:lo + batch] @ x.T
+        idx = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, idx, axis=1), axis=1)
+        tops.append(np.take_along_axis(idx, order, axis=1))
+    return np.vstack(tops)
+
+
+class MemSampler:
+    """Peak RSS of a process tree (the PostgreSQL postmaster and its backends), sampled in a thread."""
+
+    def __init__(self, root_pid: int | None, every_s: float = 0.2) -> None:
+        self.root_pid, self.every_s = root_pid, every_s
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def current(self) -> dict[str, float]:
+        import psutil
+
+        if not self.root_pid:
+            return {}
+        try:
+            root = psutil.Process(self.root_pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        rss = uss = 0
+        for p in procs:
+            try:
+                info = p.memory_full_info()
+                rss += info.rss
+                uss += info.uss
+            except psutil.Error:
+                continue
+        return {"rss_mb": round(rss / 2**20, 1), "uss_mb": round(uss / 2**20, 1), "processes": len(procs)}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            cur = self.current().get("uss_mb", 0.0)
+            self.peak_rss = max(self.peak_rss, cur)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> MemSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _postmaster_pid(pg_dir: Path) -> int | None:
+    try:
+        return int((pg_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return round(s[i], 3)
+
+
+def run_scale(sizes: list[int], n_queries: int, work_dir: Path, say: Callable[[str], None], *,
+              ef_sweep: tuple[int, ...] = (40, 100, 200), exact_queries: int = 10, seed: int = 7) -> dict[str, Any]:
+    import psutil
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from querio.adapters.postgres.embedded import start_embedded, stop_embedded
+
+    params = product_index_params()
+    pg_dir = work_dir / "pg_scale"
+    t = time.perf_counter()
+    dsn = start_embedded(pg_dir, database="querio_bench_scale")
+    out: dict[str, Any] = {"index_params": params, "clusters": CLUSTERS, "sigma": SIGMA, "dim": DIM,
+                           "queries": n_queries, "seed_table_ms": {str(k): v for k, v in SEED_TABLE_MS.items()},
+                           "server_start_s": round(time.perf_counter() - t, 2), "sizes": {}}
+    sampler = MemSampler(_postmaster_pid(pg_dir))
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 1.0, (CLUSTERS, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    me = psutil.Process()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            register_vector(conn)
+            out["pgvector"] = conn.execute("SELECT extversion FROM pg_extension WHERE extname='vector'").fetchone()[0]
+            out["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+            out["shared_buffers"] = conn.execute("SHOW shared_buffers").fetchone()[0]
+            for n in sizes:
+                say(f"scale: {n:,} vectors: generating")
+                res: dict[str, Any] = {}
+                t = time.perf_counter()
+                x = clustered(n, rng, centres)
+                q = clustered(n_queries, rng, centres)
+                res["generate_s"] = round(time.perf_counter() - t, 2)
+                t = time.perf_counter()
+                truth = exact_top(x, q)
+                res["numpy_exact_s"] = round(time.perf_counter() - t, 2)
+                table = f"items_{n}"
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute(f"CREATE TABLE {table} (id int8 PRIMARY KEY, embedding vector({DIM}))")
+                say(f"scale: {n:,} vectors: COPY")
+                t = time.perf_counter()
+                copy_sql = f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                    cp.set_types(["int8", "vector"])
+                    for i in range(n):
+                        cp.write_row((i, x[i]))
+                res["load_s"] = round(time.perf_counter() - t, 2)
+                res["load_rows_per_s"] = round(n / max(res["load_s"], 1e-9))
+                conn.execute(f"VACUUM ANALYZE {table}")
+                say(f"scale: {n:,} vectors: HNSW build (m={params['m']}, ef_construction={params['ef_construction']})")
+                conn.execute("SET maintenance_work_mem = '2GB'")
+                conn.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: leader + 1 worker
+                before = sampler.current()
+                with MemSampler(sampler.root_pid) as build_mem:
+                    t = time.perf_counter()
+                    conn.execute(
+                        f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)"
+                        f" WITH (m = {params['m']}, ef_construction = {params['ef_construction']})")
+                    res["build_s"] = round(time.perf_counter() - t, 2)
+                res["index_mb"] = round(conn.execute("SELECT pg_relation_size(%s)", (f"{table}_hnsw",)).fetchone()[0]
+                                        / 2**20, 1)
+                res["table_mb"] = round(conn.execute("SELECT pg_table_size(%s)", (table,)).fetchone()[0] / 2**20, 1)
+                res["pg_memory_before_build"] = before
+                res["pg_memory_peak_build_uss_mb"] = build_mem.peak_rss
+                res["pg_memory_after_build"] = sampler.current()
+                res["bench_process_rss_mb"] = round(me.memory_info().rss / 2**20, 1)
+                stmt = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10"
+                plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + stmt, (q[0],)).fetchall())
+                res["uses_index"] = "hnsw" in plan.lower()
+                sweep = {}
+                for ef in sorted({*ef_sweep, params["ef_search"]}):
+                    conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                    for i in range(min(20, n_queries)):  # warm the index pages
+                        conn.execute(stmt, (q[i],), prepare=True).fetchall()
+                    lat, recall = [], []
+                    for i in range(n_queries):
+                        t = time.perf_counter()
+                        ids = [r[0] for r in conn.execute(stmt, (q[i],), prepare=True).fetchall()]
+                        lat.append((time.perf_counter() - t) * 1000)
+                        recall.append(len(set(ids) & set(truth[i].tolist())) / 10)
+                    sweep[str(ef)] = {"p50_ms": round(statistics.median(lat), 3), "p95_ms": _pct(lat, 95),
+                                      "p99_ms": _pct(lat, 99), "recall_at_10": round(float(np.mean(recall)), 4)}
+                    say(f"scale: {n:,} vectors: ef_search={ef}: p50 {sweep[str(ef)]['p50_ms']} ms, "
+                        f"recall@10 {sweep[str(ef)]['recall_at_10']}")
+                res["ef_search"] = sweep
+                res["hnsw"] = sweep[str(params["ef_search"])] | {"ef_search": params["ef_search"]}
+                # the exact scan (what the product uses for tenants <= QUERIO_EXACT_SCAN_MAX_ROWS chunks)
+                # (another statement text and no prepared statement: a cached plan would keep the index)
+                conn.execute("SET enable_indexscan = off")
+                exact = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10 /* exact */"
+                plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + exact, (q[0],)).fetchall())
+                lat, recall = [], []
+                for i in range(min(exact_queries, n_queries)):
+                    t = time.perf_counter()
+                    ids = [r[0] for r in conn.execute(exact, (q[i],), prepare=False).fetchall()]
+                    lat.append((time.perf_counter() - t) * 1000)
+                    recall.append(len(set(ids) & set(truth[i].tolist())) / 10)
+                conn.execute("SET enable_indexscan = on")
+                res["exact_scan"] = {"queries": len(lat), "p50_ms": round(statistics.median(lat), 3),
+                                     "recall_at_10": round(float(np.mean(recall)), 4),
+                                     "uses_index": "hnsw" in plan.lower()}
+                seed_ms = SEED_TABLE_MS.get(n)
+                if seed_ms:
+                    res["seed_table_ms"] = seed_ms
+                    res["speedup_vs_seed_table"] = round(seed_ms / max(res["hnsw"]["p50_ms"], 1e-9), 1)
+                out["sizes"][str(n)] = res
+                conn.execute(f"DROP TABLE {table}")
+                del x, q, truth
+    finally:
+        stop_embedded(pg_dir)
+    return out
