@@ -481,7 +481,9 @@ class StandinServer(ThreadingHTTPServer):
 def running(index: StandinIndex, *, api_key: str, port: int = 0) -> Iterator[StandinServer]:
     """Serve ``index`` on 127.0.0.1 (a free port unless given) in a thread; stop and close after."""
     server = StandinServer(index, api_key=api_key, port=port)
-    thread = threading.Thread(target=server.serve_forever, name="pinecone-standin", daemon=True)
+    # a short poll interval: shutdown() waits up to one interval, once per test
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="pinecone-standin",
+                              daemon=True)
     thread.start()
     try:
         yield server
