@@ -10,7 +10,6 @@
     querio stats [--json]
     querio serve [--port 8000] [--host 127.0.0.1]     the HTTP API (same routes as API Gateway)
     querio vectors migrate|verify|reconcile           pgvector -> Pinecone (see querio.vectors.commands)
-    querio cost [--tier small|mid|enterprise] [--json] monthly AWS estimate of a deployment tier
 
 ``--data-dir`` sets ``QUERIO_DATA_DIR`` for this process (blobs and the private PostgreSQL
 live there; default ``.querio``); every other setting comes from ``QUERIO_*`` variables.
@@ -458,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_bounded_int(0, 65535), default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, loopback only)")
     p.set_defaults(func=cmd_serve)
+
+    from querio.vectors.commands import add_parser as add_vectors_parser  # issue 5: migrate, verify, reconcile
+
+    add_vectors_parser(sub, common, as_json)
     return parser
 
 
@@ -476,14 +479,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
     verbosity = getattr(args, "verbose", 0) or 0
-
-    from querio.vectors.commands import add_parser as add_vectors_parser  # issue 5: migrate, verify, reconcile
-
-    add_vectors_parser(sub, common, as_json)
-
-    p = sub.add_parser("cost", parents=[common, as_json], help="monthly AWS cost estimate of a deployment tier")
-    p.add_argument("--tier", default="small", help="small | mid | enterprise (default small)")
-    p.set_defaults(func=cmd_cost)
     _configure_logging(verbosity)
     if data_dir := getattr(args, "data_dir", None):
         os.environ["QUERIO_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
