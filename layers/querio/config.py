@@ -77,14 +77,6 @@ class Settings(BaseSettings):
     purge_after_days: int = Field(default=30, ge=0, description="days a soft-deleted document is kept before purge")
     pages_per_part: int = Field(default=200, ge=10, description="pages per ingest work item for large PDFs")
 
-    # local server ----------------------------------------------------------------------------------------
-    local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
-
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError("QUERIO_CHUNK_OVERLAP must be smaller than QUERIO_CHUNK_SIZE")
-        return self
     # Pinecone (issue 5; see querio.adapters.pinecone_vectors and querio.vectors) ---------------------------
     pinecone_api_key: SecretStr | None = Field(default=None, description="Pinecone API key")
     pinecone_api_key_secret_arn: str | None = Field(
@@ -105,13 +97,13 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, le=1.0, description="share of queries also sent to the shadow store"
     )
 
+    # local server ----------------------------------------------------------------------------------------
+    local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
 
-    @property
-    def embedded_database(self) -> bool:
-        return not self.database_url
-
-    @property
-    def blob_dir(self) -> Path:
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("QUERIO_CHUNK_OVERLAP must be smaller than QUERIO_CHUNK_SIZE")
         if self.uses_pinecone:
             if not self.pinecone_index:
                 raise ValueError("QUERIO_PINECONE_INDEX is required when QUERIO_VECTOR_BACKEND=pinecone"
@@ -119,12 +111,20 @@ class Settings(BaseSettings):
             if self.pinecone_api_key is None and not self.pinecone_api_key_secret_arn:
                 raise ValueError("QUERIO_PINECONE_API_KEY or QUERIO_PINECONE_API_KEY_SECRET_ARN is required when"
                                  " QUERIO_VECTOR_BACKEND=pinecone or QUERIO_VECTOR_SHADOW=true")
-        return self.data_dir / "blobs"
+        return self
 
     @property
     def uses_pinecone(self) -> bool:
         """Whether queries or shadow queries reach Pinecone (then its settings are required)."""
         return self.vector_backend == "pinecone" or self.vector_shadow
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
 
     @property
     def pg_dir(self) -> Path:
