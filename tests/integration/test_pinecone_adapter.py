@@ -51,7 +51,17 @@ def test_index_shape_is_checked_at_start_up(dimension: int, metric: str, problem
         assert err.value.details["expected_dimension"] == 384
 
 
-def test_missing_index_bad_key_and_dead_server(pinecone_standin: StandinServer) -> None:  # noqa: F811
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the SDK's sleeps between retries (its own test seam): a dead server fails in
+    milliseconds instead of ~5 s, with the same retries and the same final error."""
+    from pinecone._internal import http_client
+
+    monkeypatch.setattr(http_client, "_retry_sleep", lambda _s: None)
+
+
+def test_missing_index_bad_key_and_dead_server(pinecone_standin: StandinServer,  # noqa: F811
+                                               no_backoff: None) -> None:
     adapter(pinecone_standin).check_index()  # the right shape passes
     with pytest.raises(ConfigurationError, match="not found"):
         adapter(pinecone_standin, index="nope").check_index()
@@ -180,7 +190,7 @@ def test_orphans_are_reported_and_repaired(mirror: MirroredVectorStore, pg_store
     assert mirror.pinecone.namespace_counts() == {"t1": 4}  # repaired: the orphans were deleted
 
 
-def test_a_failed_sync_never_fails_the_ingest(pg_store: PostgresDocumentStore) -> None:
+def test_a_failed_sync_never_fails_the_ingest(pg_store: PostgresDocumentStore, no_backoff: None) -> None:
     with running(StandinIndex(INDEX, 384), api_key=API_KEY) as server:
         url = server.url
     dead = PineconeVectorStore(lambda: pinecone_client(API_KEY, url), index_name=INDEX, host=url)
