@@ -151,7 +151,7 @@ class QuerioService:
 
     def reprocess(self, principal: Principal, document_id: uuid.UUID) -> IngestOutcome:
         outcome = self.pipeline.reprocess(principal.tenant_id, document_id)
-        self._sync_vectors(principal.tenant_id, outcome)
+        self._sync_vectors(principal.tenant_id, outcome, replaced=True)
         self._bump_generation(principal.tenant_id)
         return outcome
 
@@ -278,11 +278,12 @@ class QuerioService:
         except Exception:  # analytics must never fail a search
             log.warning("could not record query analytics", exc_info=True)
 
-    def _sync_vectors(self, tenant: str, outcome: IngestOutcome) -> None:
+    def _sync_vectors(self, tenant: str, outcome: IngestOutcome, *, replaced: bool = False) -> None:
         """Copy a just-completed document's vectors to an external index (Pinecone), after the
-        commit; the hook logs and counts its own failures (``querio vectors reconcile`` repairs)."""
+        commit (``replaced``: a reprocess, whose old records go); the hook logs and counts its
+        own failures (``querio vectors reconcile`` repairs)."""
         if outcome.status == "ingested" and outcome.document is not None and isinstance(self.vectors, IndexSync):
-            self.vectors.document_stored(tenant, outcome.document.id)
+            self.vectors.document_stored(tenant, outcome.document.id, replaced=replaced)
 
     def _generation_key(self, tenant: str) -> str:
         return f"gen:{tenant}"

@@ -29,7 +29,7 @@ from querio.models import SearchFilters
 from querio.observability import counters
 from querio.vectors.mirror import MirroredVectorStore
 from querio.vectors.sync import IndexSync
-from tests.fixtures.postgres import ingest, unit_vectors
+from tests.fixtures.postgres import drafts, ingest, unit_vectors
 from tests.pinecone_standin.fixture import API_KEY, INDEX, pinecone_standin  # noqa: F401
 from tests.pinecone_standin.server import StandinIndex, StandinServer, running
 
@@ -159,7 +159,8 @@ def mirror(pg_store: PostgresDocumentStore, pinecone_standin: StandinServer  # n
                               shadow=True)
 
 
-def test_sync_serve_and_purge(mirror: MirroredVectorStore, pg_store: PostgresDocumentStore) -> None:
+def test_sync_serve_and_purge(mirror: MirroredVectorStore, pg_store: PostgresDocumentStore,
+                              pinecone_standin: StandinServer) -> None:  # noqa: F811
     assert isinstance(mirror, IndexSync) and mirror.colocated and mirror.name == "pinecone"
     vecs = unit_vectors(6, seed=3)
     doc = ingest(pg_store, "t1", [f"text {i}" for i in range(6)], embeddings=vecs, tags=["blue"])
@@ -168,8 +169,17 @@ def test_sync_serve_and_purge(mirror: MirroredVectorStore, pg_store: PostgresDoc
     assert mirror.pinecone.namespace_counts() == {"t1": 6}
     mirror.document_stored("t1", doc.id)  # again (a retried sync): still 6, no duplicates
     assert mirror.pinecone.namespace_counts() == {"t1": 6}
-    refs = mirror.query("t1", vecs[4], 3, SearchFilters(tags=["blue"]))
-    truth = PgVectorStore(pg_store).query("t1", vecs[4], 3, NOFILTER)
+    assert not _deletes(pinecone_standin)  # a new document costs no delete-by-metadata (rate-limited)
+    # a reprocess writes new chunk rows (new ids): the old records are replaced, not kept
+    assert pg_store.reset_for_reprocess("t1", doc.id) and pg_store.try_start_processing("t1", doc.id,
+                                                                                          stale_after_s=60)
+    pg_store.complete_document("t1", doc.id, chunks=drafts(["new a", "new b"]), embeddings=unit_vectors(2, seed=9),
+                               info={})
+    mirror.document_stored("t1", doc.id, replaced=True)
+    assert mirror.pinecone.namespace_counts() == {"t1": 2} and len(_deletes(pinecone_standin)) == 1
+    vecs = unit_vectors(2, seed=9)
+    refs = mirror.query("t1", vecs[1], 3, SearchFilters(tags=["blue"]))
+    truth = PgVectorStore(pg_store).query("t1", vecs[1], 3, NOFILTER)
     assert [r.chunk_id for r in refs] == [r.chunk_id for r in truth]
     assert mirror.shadow_stats.queries == 1 and mirror.shadow_stats.mean == 1.0
     mirror.document_purged("t1", doc.id)
@@ -202,6 +212,10 @@ def test_a_failed_sync_never_fails_the_ingest(pg_store: PostgresDocumentStore, n
     # pgvector serves; the shadow query fails quietly
     assert len(mirror.query("t1", unit_vectors(1)[0], 3, NOFILTER)) == 1
     assert mirror.shadow_stats.errors == 1
+
+
+def _deletes(server: StandinServer) -> list[str]:
+    return [p for _, p, _ in server.index.requests if p == "/vectors/delete"]
 
 
 def _ids(store: PostgresDocumentStore, document_id: uuid.UUID) -> list[uuid.UUID]:

@@ -97,12 +97,14 @@ class MirroredVectorStore:
         self.pinecone.delete_document(tenant_id, document_id)
         self.pgvector.delete_document(tenant_id, document_id)
 
-    def document_stored(self, tenant_id: str, document_id: uuid.UUID) -> None:
-        """Replace the document's Pinecone records by its committed vectors (a reprocessed
-        document has new chunk ids, so the old records are deleted first). Never raises."""
+    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> None:
+        """Copy the document's committed vectors to Pinecone. ``replaced`` (a reprocess: new chunk
+        ids) deletes the old records first; a new document skips that delete, because Pinecone
+        rate-limits delete-by-metadata per namespace and bulk ingests would hit it. Never raises."""
         try:
             records = source.document_records(self.store, tenant_id, document_id)
-            self.pinecone.delete_document(tenant_id, document_id)
+            if replaced:
+                self.pinecone.delete_document(tenant_id, document_id)
             self.pinecone.upsert_records(tenant_id, records)
         except Exception:
             emit("VectorSyncFailures")

@@ -14,8 +14,9 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class IndexSync(Protocol):
-    def document_stored(self, tenant_id: str, document_id: uuid.UUID) -> None:
+    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> None:
         """The document's chunks (and vectors) were committed: copy them to the external index.
+        ``replaced``: the document had chunks before (a reprocess), whose records must go.
         Never raises: a failure is logged and counted, and ``querio vectors reconcile`` repairs it."""
 
     def document_purged(self, tenant_id: str, document_id: uuid.UUID) -> None:
