@@ -29,28 +29,50 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from querio.observability import emit
 
 log = logging.getLogger(__name__)
+#: Everything redis-py raises for an unavailable or confused server (cluster errors included).
+_ERRORS = (redis.RedisError, RedisClusterException)
 
 
 class RedisCache:
     name = "redis"
 
     def __init__(self, url: str, *, timeout_s: float = 0.25, prefix: str = "querio:",
-                 cooldown_s: float = 5.0) -> None:
+                 cooldown_s: float = 5.0, password: str | None = None, cluster: bool = False) -> None:
         # Timeouts bound the damage of a slow Redis to ~timeout_s per outage window.
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
-            retry=Retry(NoBackoff(), 0),
-        )
+        options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+                                   "retry": Retry(NoBackoff(), 0)}
+        if password is not None:  # the AUTH token from Secrets Manager, never in the URL or environment
+            options["password"] = password
+        # Cluster mode (enterprise): every command here touches one key (pipelines included),
+        # so each maps to one hash slot; DEL of several keys is split per slot by redis-py.
+        # The cluster client connects (to discover slots) when built, so it is built on first use:
+        # a cluster that is down at start-up must be a cache miss, not a failed cold start.
+        self._url, self._options = url, options
+        self._plain = None if cluster else redis.Redis.from_url(url, health_check_interval=30, **options)
+        self._cluster_client: Any = None
+        self.cluster = cluster
         self._prefix = prefix
         self._cooldown_s = cooldown_s
         self._down_until = 0.0
         self._warned_at = -1e9
         self.errors = 0  # failed or skipped calls; observable by tests and health
+
+    @property
+    def _client(self) -> Any:
+        if self._plain is not None:
+            return self._plain
+        if self._cluster_client is None:
+            try:
+                self._cluster_client = redis.RedisCluster.from_url(self._url, **self._options)
+            except RedisClusterException as exc:  # not a RedisError: convert, so callers degrade
+                raise redis.ConnectionError(f"redis cluster unreachable: {exc}") from exc
+        return self._cluster_client
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -78,7 +100,7 @@ class RedisCache:
             return None
         try:
             value = self._client.get(self._k(key))
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("get", exc)
             return None
         return value if isinstance(value, bytes) else None
@@ -88,7 +110,7 @@ class RedisCache:
             return
         try:
             self._client.set(self._k(key), value, ex=ttl_s)
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("set", exc)
 
     def delete(self, *keys: str) -> None:
@@ -96,7 +118,7 @@ class RedisCache:
             return
         try:
             self._client.delete(*(self._k(k) for k in keys))
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("delete", exc)
 
     def incr(self, key: str) -> int:
@@ -104,7 +126,7 @@ class RedisCache:
             return -1
         try:
             return int(self._client.incr(self._k(key)))
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             # The generation cannot advance; the service stops trusting cached results
             # for a while (see QuerioService._result_key).
             self._failed("incr", exc)
@@ -115,7 +137,7 @@ class RedisCache:
             return -1
         try:
             value = self._client.get(self._k(key))
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("get_int", exc)
             return -1
         return int(value) if value is not None else 0
@@ -137,7 +159,7 @@ class RedisCache:
             pipe.expire(k, window_s, nx=True)
             pipe.ttl(k)
             count, _, ttl = pipe.execute()
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("rate_limit", exc)
             emit("RateLimitBypassed")
             return True, 0
@@ -157,7 +179,7 @@ class RedisCache:
             pipe.zremrangebyrank(k, 0, -(keep + 1))
             pipe.expire(k, ttl_s)
             pipe.execute()
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("count_member", exc)
 
     def top_members(self, key: str, n: int) -> list[tuple[str, int]] | None:
@@ -166,7 +188,7 @@ class RedisCache:
             return None
         try:
             rows: Any = self._client.zrevrange(self._k(key), 0, n - 1, withscores=True)
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("top_members", exc)
             return None
         return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows]
@@ -181,7 +203,7 @@ class RedisCache:
             pipe.pfadd(k, member)
             pipe.expire(k, ttl_s)
             pipe.execute()
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("add_distinct", exc)
 
     def count_distinct(self, key: str) -> int | None:
@@ -189,6 +211,6 @@ class RedisCache:
             return None
         try:
             return int(self._client.pfcount(self._k(key)))
-        except redis.RedisError as exc:
+        except _ERRORS as exc:
             self._failed("count_distinct", exc)
             return None

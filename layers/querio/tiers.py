@@ -1,0 +1,369 @@
+"""The deployment tiers: the seed's storage advice as frozen, typed records (pure data).
+
+Both the CDK stacks (``stacks/``) and the runtime (``querio cost``, settings defaults) read
+this module, so it imports nothing of ours and nothing of CDK.
+
+Units are in the field names (``_gib``, ``_mb``, ``_s``, ``_days``, ``_per_minute``). Where a
+number comes from the seed document (``shared/seeds/000_06be95047c706418.txt``, "Storage
+Recommendations for Querio RAG System"), :attr:`Tier.sources` names the section it comes from;
+numbers the seed does not give (Lambda sizes, queue settings) cite the AWS limit or the
+measurement they follow from instead. Sections cited:
+
+* "Architecture by Scale" (Small Business 10K-100K documents, Mid-Market 100K-1M,
+  Enterprise 1M+): which stores each tier uses;
+* "Cost Analysis" (Small 10K / Medium 100K / Large 1M documents): instance classes and prices;
+* "Raw PDF Storage" (S3 lifecycle: STANDARD_IA after 90 days, GLACIER after 365);
+* "Best Practices > Data Retention and Archival" (``archive_old_documents(days=365)``);
+* "Caching Layer" (``rate_limit(max_requests=100, window=3600)``; TTLs);
+* "Decision Matrix" and "Conclusion" ("If >1M vectors: migrate to Pinecone").
+
+Usage::
+
+    from querio.tiers import get_tier
+    tier = get_tier("small")          # UnknownTier lists the valid names otherwise
+    tier.database.instance_class      # "db.t3.micro"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+TierName = Literal["small", "mid", "enterprise"]
+VectorBackend = Literal["pgvector", "pinecone"]
+
+#: Lambda's Python runtime for every function and layer (``pip --python-version`` too).
+LAMBDA_PYTHON_VERSION = "3.14"
+#: AWS limit: a function's code plus all its layers, unzipped (bytes).
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+#: AWS limit: API Gateway HTTP API integration timeout (seconds), so the query function's cap.
+HTTP_API_INTEGRATION_TIMEOUT_S = 30
+
+
+class UnknownTier(ValueError):
+    """A tier name that is not in :data:`TIERS`; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class DatabaseTier:
+    """RDS PostgreSQL 16 with pgvector (metadata, chunks, BM25 postings, small-tier vectors)."""
+
+    instance_class: str
+    allocated_storage_gib: int
+    max_allocated_storage_gib: int  # storage autoscaling ceiling
+    multi_az: bool
+    backup_retention_days: int
+    deletion_protection: bool
+    #: Fixed monthly price of the instance(s) as the seed quotes it (USD/month).
+    seed_monthly_usd: float
+
+
+@dataclass(frozen=True)
+class CacheTier:
+    """ElastiCache Redis: query-embedding and result cache, rate limits, stats."""
+
+    node_type: str
+    shards: int  # node groups; > 1 only with cluster mode
+    replicas_per_shard: int
+    cluster_mode: bool
+    seed_monthly_usd_per_node: float
+
+
+@dataclass(frozen=True)
+class FunctionTier:
+    """One Lambda function's size. ``reserved_concurrency=None`` reserves nothing."""
+
+    memory_mb: int
+    timeout_s: int
+    reserved_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class QueueTier:
+    """The ingest queue (S3 notifications and page-range work items) and its DLQ."""
+
+    batch_size: int
+    max_batching_window_s: int
+    visibility_timeout_s: int
+    max_receive_count: int
+    max_concurrency: int  # the event source mapping's ScalingConfig.MaximumConcurrency (>= 2)
+    dlq_retention_days: int
+
+
+@dataclass(frozen=True)
+class StorageTier:
+    """The PDF bucket's lifecycle."""
+
+    infrequent_access_after_days: int
+    glacier_after_days: int
+    noncurrent_versions_expire_days: int
+    access_logs_expire_days: int
+
+
+@dataclass(frozen=True)
+class ArchiveTier:
+    """The daily archive run (``functions/archive``)."""
+
+    schedule_expression: str  # EventBridge cron, UTC
+    archive_after_days: int
+    purge_after_days: int
+
+
+@dataclass(frozen=True)
+class ApiTier:
+    """HTTP API throttling (per stage) and the per-user rate limit (Redis)."""
+
+    throttle_rate_per_s: int
+    throttle_burst: int
+    rate_limit_per_minute: int
+    waf: bool
+    #: WAF rate-based rule: requests per source IP per 5 minutes (AWS WAF's window).
+    waf_ip_limit_per_5_minutes: int
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One deployment tier. Frozen: read it, never change it at run time."""
+
+    name: TierName
+    seed_scale: str  # the seed's name for this scale
+    expected_documents: int  # the Cost Analysis scenario this tier is sized for
+    document_range: tuple[int, int | None]  # Architecture by Scale's range (None = open)
+    vector_backend: VectorBackend
+    database: DatabaseTier
+    cache: CacheTier
+    ingest_function: FunctionTier
+    query_function: FunctionTier
+    archive_function: FunctionTier
+    queue: QueueTier
+    storage: StorageTier
+    archive: ArchiveTier
+    api: ApiTier
+    #: AZs for the VPC; NAT gateways (0 = none; needed only to reach Pinecone's public API).
+    availability_zones: int
+    nat_gateways: int
+    log_retention_days: int
+    #: Where each number comes from: dotted field path -> seed section or AWS/measured source.
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def field_paths(self) -> list[str]:
+        """Every leaf field as a dotted path (``"database.instance_class"``), sources excluded."""
+        return _leaf_paths(self)
+
+    def value(self, path: str) -> Any:
+        """The value at a dotted ``path`` (see :meth:`field_paths`)."""
+        obj: Any = self
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _leaf_paths(obj: Any, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for f in fields(obj):
+        if f.name == "sources":
+            continue
+        value = getattr(obj, f.name)
+        path = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.extend(_leaf_paths(value, path + "."))
+        else:
+            out.append(path)
+    return out
+
+
+# --- sources shared by all tiers ----------------------------------------------------------------
+
+_SEED_LIFECYCLE = "seed > Raw PDF Storage > S3 Lifecycle Configuration (STANDARD_IA at 90 days, GLACIER at 365)"
+_SEED_ARCHIVE = "seed > Best Practices > Data Retention and Archival: archive_old_documents(days=365) to GLACIER"
+_SEED_RATE = ("seed > Caching Layer: rate_limit(max_requests=100, window=3600); kept as a per-minute window so a "
+              "burst cannot lock a user out for an hour, same order of magnitude per hour")
+_COMMON_SOURCES = {
+    "storage.infrequent_access_after_days": _SEED_LIFECYCLE,
+    "storage.glacier_after_days": _SEED_LIFECYCLE,
+    "storage.noncurrent_versions_expire_days": "not in the seed: versioning keeps deleted PDFs recoverable this long",
+    "storage.access_logs_expire_days": "not in the seed: server access logs kept for audits",
+    "archive.archive_after_days": _SEED_ARCHIVE,
+    "archive.schedule_expression": "issue: the archive runs daily; 03:00 UTC is off-peak for most regions",
+    "archive.purge_after_days": "not in the seed: soft-deleted documents are purged after this grace period",
+    "api.rate_limit_per_minute": _SEED_RATE,
+    "ingest_function.memory_mb": ("AWS: 1,769 MB = 1 vCPU, 3,538 MB = 2 vCPUs, and 3,008 MB is the most a new "
+                                  "account may use; embedding uses every vCPU (measured-limits: ~24 chunks/s "
+                                  "on 2 cores)"),
+    "ingest_function.timeout_s": "AWS: 900 s is Lambda's maximum; a PDF part is sized to finish in half of it",
+    "query_function.timeout_s": "AWS: API Gateway HTTP API integrations time out at 30 s",
+    "query_function.memory_mb": "AWS: 1,769 MB = one full vCPU for query embedding (~10 ms per query)",
+    "archive_function.memory_mb": "archive only copies objects server-side and updates rows: little memory",
+    "archive_function.timeout_s": "AWS: 900 s maximum; the run is resumable, so a cut-off run just continues",
+    "queue.visibility_timeout_s": "AWS: at least 6x the function timeout for SQS event sources (6 x 900 s)",
+    "queue.max_receive_count": "AWS/SQS practice: 5 receives before the DLQ rides out transient outages",
+    "queue.batch_size": "one PDF (or part) per message: a slow PDF never holds back others in its batch",
+    "queue.max_batching_window_s": "no batching window: ingest starts as soon as a PDF lands",
+    "queue.dlq_retention_days": "AWS: 14 days is SQS's maximum retention, time to inspect and redrive",
+    "log_retention_days": "not in the seed: CloudWatch Logs retention",
+    "availability_zones": "AWS: an RDS subnet group needs subnets in at least 2 AZs",
+    "expected_documents": "seed > Cost Analysis scenario for this tier",
+    "document_range": "seed > Architecture by Scale",
+    "seed_scale": "seed > Architecture by Scale",
+}
+
+
+def _tier(sources: dict[str, str], **kwargs: Any) -> Tier:
+    return Tier(sources=MappingProxyType({**_COMMON_SOURCES, **sources}), **kwargs)
+
+
+_STORAGE = StorageTier(infrequent_access_after_days=90, glacier_after_days=365,
+                       noncurrent_versions_expire_days=30, access_logs_expire_days=365)
+_ARCHIVE = ArchiveTier(schedule_expression="cron(0 3 * * ? *)", archive_after_days=365, purge_after_days=30)
+
+SMALL = _tier(
+    {
+        "vector_backend": "seed > Architecture by Scale > Small Business: one vector store beside PostgreSQL "
+                          "(ChromaDB there; pgvector here keeps vectors in the same RDS instance and transaction)",
+        "database.instance_class": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
+        "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: $15.00",
+        "database.allocated_storage_gib": "RDS gp3 minimum (20 GiB); ~10K documents of chunks and vectors fit",
+        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.multi_az": "seed > Architecture by Scale: Multi-AZ is the Enterprise tier's",
+        "database.backup_retention_days": "RDS default-class retention: 7 days of point-in-time recovery",
+        "database.deletion_protection": "seed > Enterprise only; small stacks are expected to be torn down",
+        "cache.node_type": "seed > Cost Analysis > Small Deployment: Redis (cache.t3.micro) $12.00",
+        "cache.seed_monthly_usd_per_node": "seed > Cost Analysis > Small Deployment: $12.00",
+        "cache.replicas_per_shard": "seed > Small Business: a single Redis node (the cache is an optimisation)",
+        "cache.shards": "seed > Small Business: a single Redis node",
+        "cache.cluster_mode": "seed > Redis Cluster appears from Mid-Market up",
+        "ingest_function.reserved_concurrency": "none: new accounts have a 10-execution quota; queue concurrency "
+                                                "caps ingest instead",
+        "query_function.reserved_concurrency": "none: new accounts have a 10-execution quota",
+        "archive_function.reserved_concurrency": "1: runs must not overlap",
+        "queue.max_concurrency": "2 (the AWS minimum): db.t3.micro allows ~80 connections and 1 GB RAM",
+        "api.throttle_rate_per_s": "not in the seed: a small team's traffic, 10x its expected peak",
+        "api.throttle_burst": "not in the seed: 2x the steady rate",
+        "api.waf": "seed > Enterprise tier only (Security section asks for encryption, not WAF)",
+        "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "nat_gateways": "0: S3 gateway and SQS/Secrets Manager interface endpoints serve every AWS call",
+    },
+    name="small", seed_scale="Small Business", expected_documents=10_000, document_range=(10_000, 100_000),
+    vector_backend="pgvector",
+    database=DatabaseTier(instance_class="db.t3.micro", allocated_storage_gib=20, max_allocated_storage_gib=100,
+                          multi_az=False, backup_retention_days=7, deletion_protection=False,
+                          seed_monthly_usd=15.0),
+    cache=CacheTier(node_type="cache.t3.micro", shards=1, replicas_per_shard=0, cluster_mode=False,
+                    seed_monthly_usd_per_node=12.0),
+    ingest_function=FunctionTier(memory_mb=3008, timeout_s=900, reserved_concurrency=None),
+    query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
+    archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+                    max_concurrency=2, dlq_retention_days=14),
+    storage=_STORAGE, archive=_ARCHIVE,
+    api=ApiTier(throttle_rate_per_s=50, throttle_burst=100, rate_limit_per_minute=60, waf=False,
+                waf_ip_limit_per_5_minutes=0),
+    availability_zones=2, nat_gateways=0, log_retention_days=30,
+)
+
+MID = _tier(
+    {
+        "vector_backend": "seed > Architecture by Scale > Mid-Market: Pinecone (vectors); Conclusion: "
+                          "'If >1M vectors: migrate to Pinecone'",
+        "database.instance_class": "seed > Cost Analysis > Medium Deployment: PostgreSQL RDS (db.t3.small) $30.00",
+        "database.seed_monthly_usd": "seed > Cost Analysis > Medium Deployment: $30.00",
+        "database.allocated_storage_gib": "100K documents of chunks and BM25 postings (vectors move to Pinecone)",
+        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.multi_az": "seed > Architecture by Scale: Multi-AZ is the Enterprise tier's",
+        "database.backup_retention_days": "14 days: a business corpus is worth two weeks of point-in-time recovery",
+        "database.deletion_protection": "on: from Mid-Market the data is a business asset",
+        "cache.node_type": "seed > Cost Analysis > Medium Deployment: Redis (cache.m5.large) $100.00",
+        "cache.seed_monthly_usd_per_node": "seed > Cost Analysis > Medium Deployment: $100.00",
+        "cache.replicas_per_shard": "brief: a bigger, replicated cache (one replica, automatic failover)",
+        "cache.shards": "one shard: cluster mode is Enterprise's",
+        "cache.cluster_mode": "seed > Enterprise: Redis Cluster",
+        "ingest_function.reserved_concurrency": "10: leaves room for the query function and caps DB connections",
+        "query_function.reserved_concurrency": "none: the query function scales with traffic",
+        "archive_function.reserved_concurrency": "1: runs must not overlap",
+        "queue.max_concurrency": "10 ingest workers: db.t3.small allows ~170 connections",
+        "api.throttle_rate_per_s": "not in the seed: 100K documents, several teams",
+        "api.throttle_burst": "not in the seed: 2x the steady rate",
+        "api.waf": "seed > Enterprise tier only",
+        "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "nat_gateways": "1: Pinecone's API is on the public internet; one NAT (~$33/month) for the tier that "
+                        "needs it; AWS calls still use the free/interface endpoints",
+    },
+    name="mid", seed_scale="Mid-Market", expected_documents=100_000, document_range=(100_000, 1_000_000),
+    vector_backend="pinecone",
+    database=DatabaseTier(instance_class="db.t3.small", allocated_storage_gib=100, max_allocated_storage_gib=500,
+                          multi_az=False, backup_retention_days=14, deletion_protection=True,
+                          seed_monthly_usd=30.0),
+    cache=CacheTier(node_type="cache.m5.large", shards=1, replicas_per_shard=1, cluster_mode=False,
+                    seed_monthly_usd_per_node=100.0),
+    ingest_function=FunctionTier(memory_mb=3538, timeout_s=900, reserved_concurrency=10),
+    query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
+    archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+                    max_concurrency=10, dlq_retention_days=14),
+    storage=_STORAGE, archive=_ARCHIVE,
+    api=ApiTier(throttle_rate_per_s=200, throttle_burst=400, rate_limit_per_minute=120, waf=False,
+                waf_ip_limit_per_5_minutes=0),
+    availability_zones=2, nat_gateways=1, log_retention_days=90,
+)
+
+ENTERPRISE = _tier(
+    {
+        "vector_backend": "seed > Architecture by Scale > Enterprise: Pinecone or Milvus (vectors)",
+        "database.instance_class": "seed > Cost Analysis > Large Deployment: PostgreSQL RDS (Multi-AZ) $300.00; "
+                                   "db.r6g.large gives the BM25 postings 16 GiB of memory",
+        "database.seed_monthly_usd": "seed > Cost Analysis > Large Deployment: $300.00 (Multi-AZ)",
+        "database.allocated_storage_gib": "1M documents of chunks and BM25 postings",
+        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.multi_az": "seed > Enterprise: PostgreSQL RDS Multi-AZ (metadata)",
+        "database.backup_retention_days": "35 days: RDS's maximum automated retention",
+        "database.deletion_protection": "seed > Enterprise: high availability requirements",
+        "cache.node_type": "seed > Cost Analysis > Large Deployment: Redis Cluster $200.00 (2 x cache.m5.large)",
+        "cache.seed_monthly_usd_per_node": "seed > Cost Analysis: cache.m5.large $100.00",
+        "cache.replicas_per_shard": "one replica per shard in another AZ (Multi-AZ failover)",
+        "cache.shards": "seed > Enterprise: Redis Cluster; 2 shards as in the seed's $200 line",
+        "cache.cluster_mode": "seed > Enterprise: Redis Cluster (caching)",
+        "ingest_function.reserved_concurrency": "50: bounded so ingest bursts never starve queries",
+        "query_function.reserved_concurrency": "none: the query function scales with traffic",
+        "archive_function.reserved_concurrency": "1: runs must not overlap",
+        "queue.max_concurrency": "50 ingest workers (seed > Enterprise: SQS async processing)",
+        "api.throttle_rate_per_s": "not in the seed: 1M+ documents, many tenants",
+        "api.throttle_burst": "not in the seed: 2x the steady rate",
+        "api.waf": "brief: Enterprise adds WAF (CloudFront in front of the HTTP API)",
+        "api.waf_ip_limit_per_5_minutes": "AWS WAF rate-based rule per source IP; 2,000 per 5 min = ~6.7 rps",
+        "nat_gateways": "one per AZ: Pinecone's public API must survive the loss of an AZ",
+    },
+    name="enterprise", seed_scale="Enterprise", expected_documents=1_000_000, document_range=(1_000_000, None),
+    vector_backend="pinecone",
+    database=DatabaseTier(instance_class="db.r6g.large", allocated_storage_gib=500,
+                          max_allocated_storage_gib=2500, multi_az=True, backup_retention_days=35,
+                          deletion_protection=True, seed_monthly_usd=300.0),
+    cache=CacheTier(node_type="cache.m5.large", shards=2, replicas_per_shard=1, cluster_mode=True,
+                    seed_monthly_usd_per_node=100.0),
+    ingest_function=FunctionTier(memory_mb=3538, timeout_s=900, reserved_concurrency=50),
+    query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
+    archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+                    max_concurrency=50, dlq_retention_days=14),
+    storage=_STORAGE, archive=_ARCHIVE,
+    api=ApiTier(throttle_rate_per_s=1000, throttle_burst=2000, rate_limit_per_minute=600, waf=True,
+                waf_ip_limit_per_5_minutes=2000),
+    availability_zones=2, nat_gateways=2, log_retention_days=365,
+)
+
+#: Every tier by name. Read-only.
+TIERS: Mapping[str, Tier] = MappingProxyType({t.name: t for t in (SMALL, MID, ENTERPRISE)})
+DEFAULT_TIER: TierName = "small"
+
+
+def get_tier(name: str | None) -> Tier:
+    """The tier called ``name`` (``None`` or ``""`` = :data:`DEFAULT_TIER`).
+
+    Raises :class:`UnknownTier` naming the valid tiers for anything else.
+    """
+    key = (name or DEFAULT_TIER).strip().lower()
+    try:
+        return TIERS[key]
+    except KeyError:
+        raise UnknownTier(f"unknown tier {name!r}; valid tiers: {', '.join(TIERS)}") from None

@@ -1,0 +1,53 @@
+"""Synthesize every tier once per session (bundling skipped: templates only), with cdk-nag on.
+
+``aws:cdk:bundling-stacks = []`` makes CDK skip pip and the model export; asset hashes are
+still computed from their inputs, so templates are the ones ``cdk synth`` produces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_DEPRECATED", "quiet")
+
+TIERS = ("small", "mid", "enterprise")
+
+
+@dataclass
+class Synth:
+    tier: str
+    outdir: Path
+    stacks: dict[str, object]  # stack name -> aws_cdk.Stack
+    templates: dict[str, dict]  # short name (Network, Stateful, ...) -> template JSON
+
+    def template(self, short: str):  # -> aws_cdk.assertions.Template
+        from aws_cdk.assertions import Template
+
+        return Template.from_json(self.templates[short])
+
+    def validation_report(self) -> dict:
+        path = self.outdir / "validation-report.json"
+        return json.loads(path.read_text()) if path.exists() else {"pluginReports": []}
+
+
+def synth_tier(tier: str, outdir: Path, **context: object) -> Synth:
+    from app import create_app
+
+    app = create_app(context={"tier": tier, "aws:cdk:bundling-stacks": [], **context}, outdir=str(outdir))
+    assembly = app.synth()  # raises when cdk-nag reports an unacknowledged finding
+    templates = {}
+    for stack in assembly.stacks:
+        short = stack.stack_name.split("Querio-", 1)[1]
+        templates[short] = stack.template
+    return Synth(tier=tier, outdir=outdir, stacks={s.stack_name: s for s in assembly.stacks}, templates=templates)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
+    return {tier: synth_tier(tier, tmp_path_factory.mktemp(f"cdk-{tier}")) for tier in TIERS}
