@@ -198,9 +198,11 @@ class PineconeVectorStore:
     def check_index(self) -> None:
         """Describe the index; ``ConfigurationError`` unless it exists, is ready, and has one
         dense vector field of ``dimension`` (384) with metric ``metric`` (cosine)."""
+        from pinecone.models.indexes.schema import DenseVectorField
+
         with _translate(f"describe index {self.index_name!r}"):
             model = self._client_factory().indexes.describe(self.index_name)
-        dense = [f for f in model.schema.fields.values() if type(f).__name__ == "DenseVectorField"]
+        dense = [f for f in model.schema.fields.values() if isinstance(f, DenseVectorField)]
         if len(dense) != 1:
             raise ConfigurationError(f"Pinecone index {self.index_name!r} (QUERIO_PINECONE_INDEX) has no single"
                                      " dense vector field; create it with dimension 384 and metric cosine")
