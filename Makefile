@@ -6,8 +6,13 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# jsii (aws-cdk-lib) warns about Node 20's end of life on every process; Node 20 still works
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# the CDK CLI phones home for notices and telemetry; synth must stay offline
+export CDK_DISABLE_CLI_TELEMETRY := true
+TIER ?= small
 
-.PHONY: run test test-big venv lint clean bench bench-quick
+.PHONY: run test test-big synth cost venv lint clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +50,23 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
+## synth: the real CDK CLI (pinned in package.json) bundles the Lambda assets locally (no Docker),
+## synthesizes TIER (small|mid|enterprise), lints the templates with cfn-lint and checks asset sizes
+synth: $(STAMP) node_modules/.package-lock.json
+	npx --no-install cdk synth --context tier=$(TIER) --quiet
+	$(BIN)/cfn-lint cdk.out/*.template.json
+	$(BIN)/python -m stacks.asset_sizes cdk.out
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+## cost: the monthly estimate of TIER from the tier table and the seed's prices
+cost: $(STAMP)
+	$(BIN)/querio cost --tier $(TIER)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .querio .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .querio .pytest_cache .mypy_cache .ruff_cache cdk.out node_modules

@@ -10,6 +10,7 @@
     querio stats [--json]
     querio serve [--port 8000] [--host 127.0.0.1]     the HTTP API (same routes as API Gateway)
     querio vectors migrate|verify|reconcile           pgvector -> Pinecone (see querio.vectors.commands)
+    querio cost [--tier small|mid|enterprise] [--json] monthly AWS estimate of a deployment tier
 
 ``--data-dir`` sets ``QUERIO_DATA_DIR`` for this process (blobs and the private PostgreSQL
 live there; default ``.querio``); every other setting comes from ``QUERIO_*`` variables.
@@ -357,6 +358,24 @@ def cmd_serve(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_cost(ctx: Ctx) -> int:
+    """``querio cost --tier X``: the monthly estimate from the tier table (no AWS calls)."""
+    from querio.costs import estimate
+    from querio.tiers import UnknownTier, get_tier
+
+    try:
+        tier = get_tier(ctx.args.tier)
+    except UnknownTier as exc:
+        raise UsageError(str(exc)) from None
+    est = estimate(tier)
+    if ctx.json:
+        ctx.emit_json({"tier": est.tier, "total_usd": est.total_usd,
+                       "lines": [asdict(line) for line in est.lines], "assumptions": list(est.assumptions)})
+    else:
+        sys.stdout.write(est.render() + "\n")
+    return EXIT_OK
+
+
 def _print_mapping(ctx: Ctx, data: dict[str, Any], *, title: str) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -461,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     from querio.vectors.commands import add_parser as add_vectors_parser  # issue 5: migrate, verify, reconcile
 
     add_vectors_parser(sub, common, as_json)
+
+    p = sub.add_parser("cost", parents=[common, as_json], help="monthly AWS cost estimate of a deployment tier")
+    p.add_argument("--tier", default="small", help="small | mid | enterprise (default small)")
+    p.set_defaults(func=cmd_cost)
     return parser
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from querio.errors import ConfigurationError
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "QUERIO_REDIS_URL"),
         description="redis:// or rediss:// (TLS, ElastiCache); unset = in-process cache",
     )
+    redis_auth_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret holding the Redis AUTH token (ElastiCache); read at start-up"
+    )
+    redis_cluster: bool = Field(default=False, description="Redis cluster mode (the enterprise tier's ElastiCache)")
+    tier: str | None = Field(default=None, description="deployment tier (small | mid | enterprise), set by the CDK app")
 
     # ingestion -----------------------------------------------------------------------------------
     # ~1000 characters is the seed's "balanced" size and roughly what all-MiniLM-L6-v2 sees
@@ -46,6 +51,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1000, ge=200, le=8000, description="max characters per chunk")
     chunk_overlap: int = Field(default=150, ge=0, le=2000, description="characters shared by neighbours")
     embed_batch_size: int = Field(default=16, ge=1, le=512)
+    embedder: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="auto = ONNX Runtime when a model dir is set or an export is cached (else exported"
+        " once from the torch model when torch is installed), else sentence-transformers on torch",
+    )
+    model_dir: Path | None = Field(
+        default=None, description="ONNX model directory (model.onnx + tokenizer.json), e.g. /opt/model in Lambda"
+    )
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="reject larger uploads (bytes)")
     max_pages: int = Field(default=5000, ge=1)
 
@@ -99,6 +112,15 @@ class Settings(BaseSettings):
 
     # local server ----------------------------------------------------------------------------------------
     local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from querio.tiers import get_tier
+
+        return get_tier(value).name  # UnknownTier (a ValueError) lists the valid tiers
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -42,7 +42,8 @@ def build_cache(settings: Settings) -> Cache:
     if settings.redis_url:
         from querio.adapters.redis_cache import RedisCache
 
-        return RedisCache(settings.redis_url)
+        password = redis_auth_token(settings.redis_auth_secret_arn) if settings.redis_auth_secret_arn else None
+        return RedisCache(settings.redis_url, password=password, cluster=settings.redis_cluster)
     from querio.adapters.memory_cache import MemoryCache
 
     return MemoryCache()
@@ -150,6 +151,24 @@ def pinecone_key_from_secret(secret_arn: str) -> str:
     if not text:
         raise ConfigurationError("QUERIO_PINECONE_API_KEY_SECRET_ARN: the secret is empty")
     return text
+
+
+@lru_cache(maxsize=4)
+def redis_auth_token(secret_arn: str) -> str:
+    """The ElastiCache AUTH token (the secret's whole SecretString), read once per process."""
+    from querio.adapters import aws_clients
+    from querio.adapters.s3_blobs import classify_error
+
+    try:
+        token = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
+    except Exception as exc:
+        mapped = classify_error(exc, "QUERIO_REDIS_AUTH_SECRET_ARN")
+        if mapped is None or isinstance(mapped, NotFound):
+            raise ConfigurationError(f"QUERIO_REDIS_AUTH_SECRET_ARN: cannot read the secret ({exc})") from exc
+        raise mapped from exc
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigurationError("QUERIO_REDIS_AUTH_SECRET_ARN: the secret is empty")
+    return token.strip()
 
 
 def build_answerer(settings: Settings, extractive: AnswerGenerator) -> AnswerGenerator:

@@ -166,3 +166,41 @@ def test_upload_url_never_uses_the_filename(svc: QuerioService) -> None:
     from querio.ingest.events import parse_upload_key
 
     assert parse_upload_key(key)[0] == "tenant-a"
+
+
+def test_the_tier_schedule_fires_the_archive_through_eventbridge(svc: QuerioService, aws: Any,  # noqa: F811
+                                                                  pg_dsn: str) -> None:
+    """EventBridge (moto): the tier's daily rule accepts the schedule, and a Scheduled Event routed by
+    a rule reaches the archive handler in the shape EventBridge delivers it."""
+    import json
+
+    from functions.archive import handler
+    from querio.adapters import aws_clients
+    from querio.tiers import get_tier
+
+    events, sqs = aws_clients._client("events"), aws_clients.sqs()
+    schedule = get_tier("small").archive.schedule_expression
+    events.put_rule(Name="querio-archive-daily", ScheduleExpression=schedule, State="ENABLED")
+    assert events.describe_rule(Name="querio-archive-daily")["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    # moto does not run schedules: deliver the same Scheduled Event through a pattern rule into a queue
+    queue_url = sqs.create_queue(QueueName="archive-invocations")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture", EventPattern=json.dumps({"detail-type": ["Scheduled Event"]}))
+    events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": queue_arn}])
+    sent = scheduled_event()
+    entry = {"Source": sent["source"], "DetailType": sent["detail-type"], "Detail": "{}",
+             "Resources": sent["resources"]}
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    delivered = json.loads(message["Body"])
+    assert delivered["detail-type"] == "Scheduled Event" and delivered["resources"] == sent["resources"]
+
+    idle = add(svc, ALICE, "scheduled")
+    age(pg_dsn, idle, uploaded_days=400)
+    handler.set_service_factory(lambda: svc)
+    try:
+        report = handler.lambda_handler(delivered, lambda_context())
+    finally:
+        handler.set_service_factory(None)
+    assert report["archived"] == 1 and report["complete"]
+    assert svc.get_document(ALICE, idle.id).storage_class == "GLACIER"
