@@ -45,7 +45,7 @@ class Monitoring(Construct):
         action = cw_actions.SnsAction(self.topic)
         self.alarms: dict[str, cw.Alarm] = {}
 
-        def alarm(name: str, metric: cw.IMetric, threshold: float, description: str,
+        def alarm(name: str, metric: cw.Metric, threshold: float, description: str,
                   comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                   periods: int = 1) -> None:
             a = metric.create_alarm(self, name, threshold=threshold, evaluation_periods=periods,
