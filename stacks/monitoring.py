@@ -87,6 +87,9 @@ class Monitoring(Construct):
                                                  powertools_metric("PagesIngested"),
                                                  powertools_metric("ChunksIngested"),
                                                  powertools_metric("IngestFailures")]),
+            cw.GraphWidget(title="Ingest failures by reason", left=[cw.MathExpression(
+                expression=f"SEARCH('{{{NAMESPACE},reason,service}} MetricName=\"IngestFailuresByReason\"', "
+                           "'Sum', 300)", label="", period=Duration.minutes(5))]),
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="API", left=[api.metric_count(), api.metric_server_error(),

@@ -9,19 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from querio.archive import run_archive
 from querio.config import get_settings
+from querio.observability import logger, metrics, tracer
 from querio.service import QuerioService
 from querio.wiring import get_service
 
 settings = get_settings()  # cold start: a missing or invalid setting fails here, by name
-logger = Logger(service="querio-archive")
-tracer = Tracer(service="querio-archive")
-metrics = Metrics(namespace="Querio", service="querio-archive")
 
 _service_factory: Callable[[], QuerioService] = get_service
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -26,15 +25,11 @@ from querio.adapters.sqs_queue import SqsWorkQueue
 from querio.config import get_settings
 from querio.errors import QuerioError
 from querio.ingest.s3_events import RecordResult, handle_body
+from querio.observability import NAMESPACE, SERVICE, logger, metrics, tracer
 from querio.service import QuerioService
 from querio.wiring import get_service
 
-NAMESPACE = "Querio"
-
 settings = get_settings()  # cold start: a missing or invalid setting fails here, by name
-logger = Logger(service="querio-ingest")
-tracer = Tracer(service="querio-ingest")
-metrics = Metrics(namespace=NAMESPACE, service="querio-ingest")
 # every failed record is reported, even when all fail (same effect as raising, cleaner logs)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -53,8 +48,11 @@ def set_service_factory(factory: Callable[[], QuerioService] | None, *, queue_ur
 
 
 def _failure_metric(reason: str) -> None:
-    with single_metric(name="IngestFailures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE,
-                       default_dimensions={"service": "querio-ingest"}) as metric:
+    # Two metrics: CloudWatch identifies a metric by its full dimension set, so the alarm watches
+    # IngestFailures{service} and the dashboard breaks it down with IngestFailuresByReason{service, reason}.
+    metrics.add_metric(name="IngestFailures", unit=MetricUnit.Count, value=1)
+    with single_metric(name="IngestFailuresByReason", unit=MetricUnit.Count, value=1, namespace=NAMESPACE,
+                       default_dimensions={"service": SERVICE}) as metric:
         metric.add_dimension(name="reason", value=reason[:64])
 
 
