@@ -232,3 +232,11 @@ def test_monitoring_alarms_cover_dlq_errors_throttles_api_and_rds(synthesized, t
     assert all(a["Properties"]["Threshold"] == 0 and
                a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold" for a in dlq)
     synthesized[tier].template("Monitoring").resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_synth_is_deterministic(synthesized, tmp_path) -> None:
+    """Same inputs, same templates (asset hashes included): no clocks, randomness or git in synth."""
+    from tests.infrastructure.conftest import synth_tier
+
+    again = synth_tier("small", tmp_path)
+    assert again.templates == synthesized["small"].templates
