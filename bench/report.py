@@ -77,7 +77,12 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     scale = _ok(s, "scale")
     for name, size, limit in (("vector_100k", "100000", 5.0), ("vector_1m", "1000000", 10.0)):
         h = _get(scale, "sizes", size, "hnsw")
-        if h:
+        prod = _get(scale, "sizes", size, "product", "k10")
+        if prod:  # judged on the product's own query path; the bare index query shown beside it
+            raw = f"; bare HNSW query p50 {h['p50_ms']:.2f} ms, recall@10 {h['recall_at_10']:.3f}" if h else ""
+            add(name, f"PgVectorStore.query p50 {prod['p50_ms']:.2f} ms, recall@10 {prod['recall_at_10']:.3f}{raw}",
+                prod["p50_ms"] <= limit and prod["recall_at_10"] >= 0.95)
+        elif h:
             add(name, f"p50 {h['p50_ms']:.2f} ms, recall@10 {h['recall_at_10']:.3f} (ef_search {h['ef_search']})",
                 h["p50_ms"] <= limit and h["recall_at_10"] >= 0.95)
         else:
@@ -158,9 +163,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         p, st = ing.get("pipeline", {}), ing.get("staged", {})
         seed = _get(base, "seed") or {}
         rows = [["Querio, whole pipeline (service.ingest)", p.get("pdfs"), p.get("pages"), p.get("chunks"),
-                 p.get("seconds"), p.get("pages_per_s"), p.get("chunks_per_s")],
-                ["Querio, stages called directly", st.get("pdfs"), st.get("pages"), st.get("chunks"),
-                 st.get("seconds"), st.get("pages_per_s"), st.get("chunks_per_s")]]
+                 p.get("seconds"), p.get("pages_per_s"), p.get("chunks_per_s")]]
+        if st:
+            rows.append(["Querio, stages called directly", st.get("pdfs"), st.get("pages"), st.get("chunks"),
+                         st.get("seconds"), st.get("pages_per_s"), st.get("chunks_per_s")])
         if seed:
             rows.append(["seed baseline (LangChain + Chroma)", seed.get("pdfs"), seed.get("pages"), seed.get("chunks"),
                          seed.get("ingest_s"), seed.get("ingest_pages_per_s"),
@@ -168,17 +174,25 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += _table(["system", "PDFs", "pages", "chunks", "seconds", "pages/s", "chunks/s"], rows)
         if ing.get("speedup_vs_baseline"):
             lines += [f"Speed-up over the baseline: **{ing['speedup_vs_baseline']:.2f}x** pages/s.", ""]
-        ph = st.get("phases_s", {})
-        if ph:
-            total = sum(ph.values()) or 1.0
-            rows = [[k, round(v, 2), f"{100 * v / total:.1f}%"] for k, v in ph.items()]
+        pph, sph = p.get("phases_s") or {}, st.get("phases_s") or {}
+        names = list(dict.fromkeys([*pph, *sph]))
+        if names:
+            ptot, stot = sum(pph.values()) or 1.0, sum(sph.values()) or 1.0
+            header = ["phase", "whole pipeline s", "share"] + (["stages called directly s", "share"] if sph else [])
+            rows = []
+            for k in names:
+                row: list[Any] = [k, pph.get(k), f"{100 * pph[k] / ptot:.1f}%" if k in pph else ""]
+                if sph:
+                    row += [sph.get(k), f"{100 * sph[k] / stot:.1f}%" if k in sph else ""]
+                rows.append(row)
             if seed:
-                rows.append(["baseline: parse (PyPDFLoader)", seed.get("parse_s"), ""])
-                rows.append(["baseline: split + embed + store (Chroma.from_documents)",
-                             seed.get("embed_and_store_s"), ""])
-            lines += ["Phases (stages called directly; model loaded beforehand in "
-                      f"{_f(st.get('model_load_s'))} s):", ""]
-            lines += _table(["phase", "seconds", "share"], rows)
+                rows.append(["baseline: parse (PyPDFLoader)", seed.get("parse_s"), ""] + (["", ""] if sph else []))
+                rows.append(["baseline: split + embed + store (Chroma.from_documents)", seed.get("embed_and_store_s"),
+                             ""] + (["", ""] if sph else []))
+            lines += [f"Phases (model loaded beforehand in {_f(p.get('model_load_s'))} s; embedder "
+                      f"`{p.get('embedder', '?')}`; parse {_f(p.get('parse_pages_per_s'), 1)} pages/s, embed "
+                      f"{_f(p.get('embed_chunks_per_s'), 1)} chunks/s):", ""]
+            lines += _table(header, rows)
 
     lines += ["## 2. Retrieval quality (by document and page, k = 10)", ""]
     q = s.get("quality")
@@ -228,12 +242,31 @@ def to_markdown(results: dict[str, Any]) -> str:
         rows = []
         for n, r in sc.get("sizes", {}).items():
             h = r.get("hnsw", {})
-            rows.append([f"{int(n):,}", r.get("build_s"), r.get("index_mb"), r.get("pg_memory_peak_build_uss_mb"),
-                         h.get("p50_ms"), h.get("p99_ms"), _f(h.get("recall_at_10"), 3),
-                         _get(r, "exact_scan", "p50_ms"), r.get("seed_table_ms"),
+            rows.append([f"{int(n):,}", r.get("load_rows_per_s"), r.get("build_s"), r.get("index_mb"),
+                         r.get("pg_memory_peak_build_uss_mb"), h.get("p50_ms"), h.get("p99_ms"),
+                         _f(h.get("recall_at_10"), 3), _get(r, "exact_scan", "p50_ms"), r.get("seed_table_ms"),
                          _f(r.get("speedup_vs_seed_table"), 1)])
-        lines += _table(["vectors", "build s", "index MB", "PG peak MB (USS) in build", "HNSW p50 ms",
-                         "HNSW p99 ms", "recall@10", "exact scan p50 ms", "seed table ms", "x faster"], rows)
+        lines += ["Bare table `(id, embedding vector(384))`, `ORDER BY embedding <=> $1 LIMIT 10`:", ""]
+        lines += _table(["vectors", "COPY rows/s", "build s", "index MB", "PG peak MB (USS) in build",
+                         "HNSW p50 ms", "HNSW p99 ms", "recall@10", "exact scan p50 ms", "seed table ms",
+                         "x faster (HNSW)"], rows)
+        prows = []
+        for n, r in sc.get("sizes", {}).items():
+            pr = r.get("product")
+            if not pr:
+                continue
+            if pr.get("error"):
+                prows.append([f"{int(n):,}", f"failed: {pr['error'][:120]}", "", "", "", "", "", ""])
+                continue
+            k10, k20 = pr.get("k10", {}), pr.get("k20", {})
+            prows.append([f"{int(n):,}", pr.get("plan"), pr.get("build_s"), k10.get("p50_ms"), k10.get("p99_ms"),
+                          _f(k10.get("recall_at_10"), 3), k20.get("p50_ms"), r.get("seed_table_ms")])
+        if prows:
+            lines += ["The product's query path: the migrated schema, one tenant owning all rows, "
+                      "`PgVectorStore.query` (tenant predicate, live-document join, exact scan for tenants with "
+                      "at most `QUERIO_EXACT_SCAN_MAX_ROWS` chunks, HNSW above):", ""]
+            lines += _table(["vectors", "plan", "index build s", "p50 ms (k 10)", "p99 ms (k 10)", "recall@10",
+                             "p50 ms (k 20, a k=5 search's candidates)", "seed table ms"], prows)
         sweep_rows = []
         for n, r in sc.get("sizes", {}).items():
             for ef, v in r.get("ef_search", {}).items():
@@ -254,7 +287,9 @@ def to_markdown(results: dict[str, Any]) -> str:
                              v["miss"].get("p95_ms")])
                 rows.append([f"{name}: hit", v["hit"].get("queries"), v["hit"].get("p50_ms"), v["hit"].get("p95_ms")])
         lines += [f"Redis {c.get('redis_version', '?')} at `{c.get('redis_url', '?')}` (keys deleted afterwards: "
-                  f"{c.get('keys_deleted', '?')}).", ""]
+                  f"{c.get('keys_deleted', '?')}). Each fresh query is sent twice: a miss, then a hit. Repeats "
+                  f"not answered from the cache (Redis adapter back-off after a 0.25 s timeout): "
+                  f"{_get(c, 'redis', 'repeats_not_cached')}.", ""]
         lines += _table(["path", "queries", "p50 ms", "p95 ms"], rows)
 
     lines += ["## 6. Cold start (fresh process → first answer)", ""]
@@ -283,6 +318,13 @@ def to_markdown(results: dict[str, Any]) -> str:
                   f"{cc.get('duration_s')} s per level.", ""]
         lines += _table(["connections", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
 
+    runs = [[f"`{n}`", v.get("status"), v.get("seconds"),
+             f"{_get(v, 'loadavg', 'start') or '?'} → {_get(v, 'loadavg', 'end') or '?'}"]
+            for n, v in s.items() if isinstance(v, dict)]
+    if runs:
+        lines += ["## Sections run", "", "Load average (1, 5, 15 min) on this shared machine at each section's start"
+                  " and end: timings taken under a high load are slower, for both systems.", ""]
+        lines += _table(["section", "status", "seconds", "load average"], runs)
     errors = [(n, v.get("error")) for n, v in s.items() if isinstance(v, dict) and v.get("status") != "ok"]
     if errors:
         lines += ["## Failed sections", ""] + [f"- `{n}`: {e}" for n, e in errors] + [""]
@@ -386,6 +428,11 @@ def to_png(results: dict[str, Any], path: Path) -> None:
         ns = [int(n) for n in sc["sizes"]]
         ax.plot(ns, [sc["sizes"][str(n)]["hnsw"]["p50_ms"] for n in ns], "o-", label="Querio HNSW p50")
         ax.plot(ns, [_get(sc["sizes"][str(n)], "exact_scan", "p50_ms") for n in ns], "s--", label="exact scan p50")
+        prod = [(n, _get(sc["sizes"][str(n)], "product", "k10", "p50_ms")) for n in ns]
+        prod = [(n, v) for n, v in prod if v is not None]
+        if prod:
+            ax.plot([n for n, _ in prod], [v for _, v in prod], "D-", color="tab:green",
+                    label="PgVectorStore.query p50 (product path)")
         seed_tab = {int(k): v for k, v in (sc.get("seed_table_ms") or {}).items()}
         ax.plot(list(seed_tab), list(seed_tab.values()), "^-", color="tab:orange", label="seed's table")
         ax.set_xscale("log")

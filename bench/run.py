@@ -305,7 +305,7 @@ def section_ingest(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     if not pdfs:
         raise RuntimeError(f"no PDFs in {run.pdfs}")
     out: dict[str, Any] = {"pdf_dir": str(run.pdfs)}
-    if not run.args.skip_staged:
+    if not (run.quick or run.args.skip_staged) or run.args.staged:
         out["staged"] = ingest_staged(run, pdfs)
     out["pipeline"] = ingest_pipeline(run, pdfs)
     seed = _get_nested(results, "sections", "baseline", "seed", "ingest_pages_per_s")
@@ -397,6 +397,51 @@ def ingest_staged(run: Run, pdfs: list[Path]) -> dict[str, Any]:
             "embed_chunks_per_s": round(chunks / max(phases["embed"], 1e-9), 1), "files": files}
 
 
+@contextlib.contextmanager
+def phase_timers(svc: Any) -> Any:
+    """Time the real pipeline's stages while ``service.ingest`` runs: the functions it calls
+    (``parse_pdf``, ``chunk_pages`` in ``querio.ingest.pipeline``'s namespace) and the adapters'
+    methods (``BlobStore.put``, ``Embedder.embed_documents``, ``DocumentStore.complete_document``)
+    are wrapped for the duration, then restored. A name that cannot be wrapped is left alone."""
+    import querio.ingest.pipeline as pipeline_module
+
+    times: dict[str, float] = {"blob_put": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0}
+    undo: list[Callable[[], None]] = []
+
+    def wrap(obj: Any, name: str, phase: str) -> None:
+        original = getattr(obj, name, None)
+        if original is None:
+            return
+
+        def timed(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return original(*a, **kw)
+            finally:
+                times[phase] += time.perf_counter() - t
+
+        try:
+            setattr(obj, name, timed)
+        except (AttributeError, TypeError):  # __slots__, frozen
+            return
+        if isinstance(obj, type(pipeline_module)):
+            undo.append(lambda: setattr(obj, name, original))
+        else:
+            undo.append(lambda: delattr(obj, name))
+
+    wrap(pipeline_module, "parse_pdf", "parse")
+    wrap(pipeline_module, "chunk_pages", "chunk")
+    wrap(svc.blobs, "put", "blob_put")
+    wrap(svc.embedder, "embed_documents", "embed")
+    wrap(svc.documents, "complete_document", "store")
+    try:
+        yield times
+    finally:
+        for fn in reversed(undo):
+            with contextlib.suppress(Exception):
+                fn()
+
+
 def ingest_pipeline(run: Run, pdfs: list[Path]) -> dict[str, Any]:
     """``service.ingest`` per file (the whole pipeline), into the data dir the later sections use."""
     say("ingest (pipeline): fresh data dir, model warm-up")
@@ -408,21 +453,27 @@ def ingest_pipeline(run: Run, pdfs: list[Path]) -> dict[str, Any]:
     pages = chunks = 0
     files = []
     t_all = time.perf_counter()
-    for pdf in pdfs:
-        data = pdf.read_bytes()
-        t = time.perf_counter()
-        outcome = svc.ingest(who, data, pdf.name)
-        secs = time.perf_counter() - t
-        if outcome.status != "ingested":
-            raise RuntimeError(f"{pdf.name}: {outcome.status}: {outcome.reason}")
-        pages += outcome.pages
-        chunks += outcome.chunks
-        files.append({"file": pdf.name, "pages": outcome.pages, "chunks": outcome.chunks, "seconds": round(secs, 2)})
-        say(f"ingest (pipeline): {pdf.name}: {outcome.pages} pages, {outcome.chunks} chunks in {secs:.1f} s")
+    with phase_timers(svc) as phases:
+        for pdf in pdfs:
+            data = pdf.read_bytes()
+            t = time.perf_counter()
+            outcome = svc.ingest(who, data, pdf.name)
+            secs = time.perf_counter() - t
+            if outcome.status != "ingested":
+                raise RuntimeError(f"{pdf.name}: {outcome.status}: {outcome.reason}")
+            pages += outcome.pages
+            chunks += outcome.chunks
+            files.append({"file": pdf.name, "pages": outcome.pages, "chunks": outcome.chunks,
+                          "seconds": round(secs, 2)})
+            say(f"ingest (pipeline): {pdf.name}: {outcome.pages} pages, {outcome.chunks} chunks in {secs:.1f} s")
     total = time.perf_counter() - t_all
+    timed = {k: round(v, 2) for k, v in phases.items()}
+    timed["other"] = round(max(0.0, total - sum(phases.values())), 2)  # claim, hashing, status, generation bump
     res = {"pdfs": len(pdfs), "pages": pages, "chunks": chunks, "seconds": round(total, 2),
            "pages_per_s": round(pages / total, 2), "chunks_per_s": round(chunks / total, 2),
-           "model_load_s": model_load, "embedder": run.embedder_name, "files": files}
+           "model_load_s": model_load, "embedder": run.embedder_name, "phases_s": timed,
+           "parse_pages_per_s": round(pages / max(phases["parse"], 1e-9), 1),
+           "embed_chunks_per_s": round(chunks / max(phases["embed"], 1e-9), 1), "files": files}
     say(f"ingest (pipeline): {pages} pages, {chunks} chunks in {total:.1f} s = {res['pages_per_s']} pages/s "
         f"({run.embedder_name})")
     return res
@@ -530,8 +581,11 @@ def free_redis_db(base_url: str) -> tuple[str, int]:
 
 
 def _cache_pass(service: Any, queries: list[str], k: int) -> dict[str, Any]:
+    """Each fresh query twice: a miss, then (normally) a hit. A repeat that is not answered from the
+    cache (the Redis adapter skips the cache for 5 s after a command exceeds its 0.25 s timeout, which
+    happens on an overloaded machine) is counted, not timed as a hit."""
     client = RouterClient(service)
-    miss, hit = [], []
+    miss, hit, repeat_missed, first_hit = [], [], 0, 0
     try:
         for q in queries[:5]:  # warm both paths
             client.search(q + " warm", k)
@@ -539,16 +593,21 @@ def _cache_pass(service: Any, queries: list[str], k: int) -> dict[str, Any]:
         for q in queries:
             ms, body = client.search(q, k)
             if body.get("cached"):
-                raise RuntimeError("first request of a fresh query was a cache hit")
+                first_hit += 1
+                continue
             miss.append(ms)
             ms, body = client.search(q, k)
-            if not body.get("cached"):
-                raise RuntimeError("repeated query was not answered from the cache")
-            hit.append(ms)
+            if body.get("cached"):
+                hit.append(ms)
+            else:
+                repeat_missed += 1
     finally:
         client.close()
-    return {"miss": summary(miss), "hit": summary(hit), "speedup": round(statistics.median(miss) /
-                                                                          statistics.median(hit), 1)}
+    if not hit:
+        raise RuntimeError(f"no repeated query was answered from the cache ({repeat_missed} repeats missed)")
+    return {"miss": summary(miss), "hit": summary(hit), "repeats_not_cached": repeat_missed,
+            "fresh_queries_cached": first_hit,
+            "speedup": round(statistics.median(miss) / statistics.median(hit), 1)}
 
 
 def section_cache(run: Run) -> dict[str, Any]:
@@ -729,7 +788,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--scale-sizes", help="override the scale sizes, e.g. 10000,50000")
-    ap.add_argument("--skip-staged", action="store_true", help="ingest: only the whole pipeline, no stage breakdown")
+    ap.add_argument("--staged", action="store_true",
+                    help="ingest: also call the stages one by one in a second fresh data dir (default in full mode)")
+    ap.add_argument("--skip-staged", action="store_true", help="ingest: not even in full mode")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch directory (data dirs, logs)")
     args = ap.parse_args(argv)
 
@@ -777,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         for name_ in wanted:
-            say(f"[bold cyan]== {name_}[/bold cyan] (load average {loadavg()})")
+            load_before = loadavg()
+            say(f"[bold cyan]== {name_}[/bold cyan] (load average {load_before})")
             t = time.perf_counter()
             try:
                 data = steps[name_]()
@@ -787,6 +849,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["sections"][name_] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:3000],
                                               "traceback": traceback.format_exc()[-4000:]}
             results["sections"][name_]["seconds"] = round(time.perf_counter() - t, 1)
+            results["sections"][name_]["loadavg"] = {"start": load_before, "end": loadavg()}
             save()
     finally:
         run.close()
