@@ -86,10 +86,10 @@ def test_importing_the_module_does_not_import_torch() -> None:
 
 
 def test_get_embedder_is_cached_and_lazy() -> None:
-    a = get_embedder(32)
-    assert a is get_embedder(32)
-    assert get_embedder(16) is not a
-    assert isinstance(a, SentenceTransformerEmbedder) and a.batch_size == 32
+    a = get_embedder(32, "torch")
+    assert a is get_embedder(32, "torch")
+    assert get_embedder(16, "torch") is not a
+    assert isinstance(a, SentenceTransformerEmbedder) and a.batch_size == 32 and not a.loaded
 
 
 def test_model_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
