@@ -195,7 +195,7 @@ def build_service(settings: Settings) -> QuerioService:
     vectors = build_vector_store(settings, documents)
 
     def embedder() -> Embedder:
-        return get_embedder(settings.embed_batch_size)
+        return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
 
     return QuerioService(settings=settings, documents=documents, vectors=vectors,
                          blobs=build_blob_store(settings), cache=build_cache(settings), embedder=embedder,
