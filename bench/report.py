@@ -426,8 +426,9 @@ def to_png(results: dict[str, Any], path: Path) -> None:
     sc = _ok(s, "scale")
     if sc and sc.get("sizes"):
         ns = [int(n) for n in sc["sizes"]]
-        ax.plot(ns, [sc["sizes"][str(n)]["hnsw"]["p50_ms"] for n in ns], "o-", label="Querio HNSW p50")
-        ax.plot(ns, [_get(sc["sizes"][str(n)], "exact_scan", "p50_ms") for n in ns], "s--", label="exact scan p50")
+        ax.plot(ns, [sc["sizes"][str(n)]["hnsw"]["p50_ms"] for n in ns], "o-", label="HNSW p50 (bare table)")
+        ax.plot(ns, [_get(sc["sizes"][str(n)], "exact_scan", "p50_ms") for n in ns], "s--", color="tab:gray",
+                label="exact scan p50 (bare table)")
         prod = [(n, _get(sc["sizes"][str(n)], "product", "k10", "p50_ms")) for n in ns]
         prod = [(n, v) for n, v in prod if v is not None]
         if prod:
