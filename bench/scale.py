@@ -27,6 +27,9 @@ DIM = 384
 CLUSTERS = 1000
 #: per-dimension noise around a unit centre: cosine(point, centre) ~ 0.65, like topic neighbours
 SIGMA = 0.06
+#: the skewed set: Zipf exponent of the cluster sizes and the range of per-cluster spreads
+ZIPF_S = 0.8
+SKEWED_SIGMA = (0.04, 0.10)
 #: the seed document's pgvector table (ms per query) by corpus size
 SEED_TABLE_MS = {1_000: 80, 10_000: 200, 100_000: 800, 1_000_000: 3000}
 
@@ -49,12 +52,17 @@ def product_index_params() -> dict[str, Any]:
     return params
 
 
-def clustered(n: int, rng: np.random.Generator, centres: np.ndarray, batch: int = 100_000) -> np.ndarray:
+def clustered(n: int, rng: np.random.Generator, centres: np.ndarray, *, weights: np.ndarray | None = None,
+              sigmas: np.ndarray | None = None, batch: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors around ``centres``: cluster chosen uniformly (or by ``weights``), gaussian
+    noise of per-dimension spread ``SIGMA`` (or ``sigmas[cluster]``)."""
     out = np.empty((n, DIM), dtype=np.float32)
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
-        labels = rng.integers(0, len(centres), hi - lo)
-        x = centres[labels] + rng.normal(0.0, SIGMA, (hi - lo, DIM)).astype(np.float32)
+        labels = rng.choice(len(centres), hi - lo, p=weights) if weights is not None \
+            else rng.integers(0, len(centres), hi - lo)
+        spread = sigmas[labels, None] if sigmas is not None else np.float32(SIGMA)
+        x = centres[labels] + rng.normal(0.0, 1.0, (hi - lo, DIM)).astype(np.float32) * spread
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         out[lo:hi] = x
     return out
@@ -127,8 +135,8 @@ def _pct(values: list[float], p: float) -> float:
     return round(s[i], 3)
 
 
-def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: np.ndarray, truth: np.ndarray,
-                 n_queries: int, say: Callable[[str], None]) -> dict[str, Any]:
+def product_path(admin_dsn_for: Callable[[str], str], label: str, n: int, x: np.ndarray, q: np.ndarray,
+                 truth: np.ndarray, n_queries: int, say: Callable[[str], None]) -> dict[str, Any]:
     """The same vectors behind the product's own code: the migrated schema (``document_chunks`` with
     its HNSW index, one tenant owning every row, one completed document) searched through
     ``PgVectorStore.query`` with the product's settings (``ef_search``, ``exact_scan_max_rows``): the
@@ -149,7 +157,7 @@ def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: 
     from querio.models import NewDocument, SearchFilters
 
     settings = load_settings()
-    dsn = admin_dsn_for(f"querio_bench_product_{n}")
+    dsn = admin_dsn_for(f"querio_bench_product_{label}")
     migrate(dsn)
     store = PostgresDocumentStore(dsn)
     tenant = "bench"
@@ -178,7 +186,7 @@ def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: 
                          " DO UPDATE SET chunk_rows = EXCLUDED.chunk_rows", (tenant, n))
             conn.execute("SET maintenance_work_mem = '4GB'" if n > 300_000 else "SET maintenance_work_mem = '2GB'")
             conn.execute("SET max_parallel_maintenance_workers = 1")
-            say(f"scale: {n:,} vectors: product schema: HNSW build ({indexdef.split(' USING ')[-1]})")
+            say(f"scale: {label}: product schema: HNSW build ({indexdef.split(' USING ')[-1]})")
             t = time.perf_counter()
             conn.execute(indexdef)
             out["build_s"] = round(time.perf_counter() - t, 2)
@@ -188,7 +196,7 @@ def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: 
         vectors = PgVectorStore(store, ef_search=settings.hnsw_ef_search,
                                 exact_scan_max_rows=settings.exact_scan_max_rows)
         out["plan"] = "hnsw" if n > settings.exact_scan_max_rows else "exact (tenant <= QUERIO_EXACT_SCAN_MAX_ROWS)"
-        for k, label in ((10, "k10"), (20, "k20")):  # k 20 = what a k=5 search asks for (x candidate_multiplier)
+        for k, key in ((10, "k10"), (20, "k20")):  # k 20 = what a k=5 search asks for (x candidate_multiplier)
             for i in range(min(20, n_queries)):
                 vectors.query(tenant, q[i], k, SearchFilters())
             lat, recall = [], []
@@ -199,11 +207,11 @@ def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: 
                 if k == 10:
                     got = {by_id[r.chunk_id] for r in refs}
                     recall.append(len(got & set(truth[i].tolist())) / 10)
-            out[label] = {"p50_ms": round(statistics.median(lat), 3), "p95_ms": _pct(lat, 95), "p99_ms": _pct(lat, 99)}
+            out[key] = {"p50_ms": round(statistics.median(lat), 3), "p95_ms": _pct(lat, 95), "p99_ms": _pct(lat, 99)}
             if recall:
-                out[label]["recall_at_10"] = round(float(np.mean(recall)), 4)
-        say(f"scale: {n:,} vectors: product path (PgVectorStore.query, {out['plan']}): p50 {out['k10']['p50_ms']} ms, "
-            f"recall@10 {out['k10'].get('recall_at_10')}")
+                out[key]["recall_at_10"] = round(float(np.mean(recall)), 4)
+        say(f"scale: {label}: product path (PgVectorStore.query, {out['plan']}): "
+            f"p50 {out['k10']['p50_ms']} ms, recall@10 {out['k10'].get('recall_at_10')}")
     finally:
         store.close()
     return out
@@ -211,7 +219,7 @@ def product_path(admin_dsn_for: Callable[[str], str], n: int, x: np.ndarray, q: 
 
 def run_scale(sizes: list[int], n_queries: int, work_dir: Path, say: Callable[[str], None], *,
               ef_sweep: tuple[int, ...] = (40, 100, 200), exact_queries: int = 10, seed: int = 7,
-              product: bool = True) -> dict[str, Any]:
+              product: bool = True, skewed: bool = True) -> dict[str, Any]:
     import psutil
     import psycopg
     from pgvector.psycopg import register_vector
@@ -226,6 +234,7 @@ def run_scale(sizes: list[int], n_queries: int, work_dir: Path, say: Callable[[s
     def dsn_for(database: str) -> str:
         return start_embedded(pg_dir, database=database)  # the running server; creates the database
     out: dict[str, Any] = {"index_params": params, "clusters": CLUSTERS, "sigma": SIGMA, "dim": DIM,
+                           "skewed": {"zipf_s": ZIPF_S, "sigma_range": list(SKEWED_SIGMA)} if skewed else None,
                            "queries": n_queries, "seed_table_ms": {str(k): v for k, v in SEED_TABLE_MS.items()},
                            "server_start_s": round(time.perf_counter() - t, 2), "sizes": {}}
     sampler = MemSampler(_postmaster_pid(pg_dir))
@@ -233,6 +242,13 @@ def run_scale(sizes: list[int], n_queries: int, work_dir: Path, say: Callable[[s
     centres = rng.normal(0.0, 1.0, (CLUSTERS, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     me = psutil.Process()
+    # balanced: equal-sized clusters, one spread; skewed: Zipf(0.8) cluster sizes (the largest holds ~6% of
+    # the rows) and a spread per cluster in [0.04, 0.10]: big, loose clusters make ANN search harder
+    zipf = 1.0 / np.arange(1, CLUSTERS + 1) ** ZIPF_S
+    distributions: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {"balanced": (None, None)}
+    if skewed:
+        distributions["skewed"] = ((zipf / zipf.sum()),
+                                   np.random.default_rng(seed + 1).uniform(*SKEWED_SIGMA, CLUSTERS).astype(np.float32))
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -241,95 +257,102 @@ def run_scale(sizes: list[int], n_queries: int, work_dir: Path, say: Callable[[s
             out["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
             out["shared_buffers"] = conn.execute("SHOW shared_buffers").fetchone()[0]
             for n in sizes:
-                say(f"scale: {n:,} vectors: generating")
-                res: dict[str, Any] = {}
-                t = time.perf_counter()
-                x = clustered(n, rng, centres)
-                q = clustered(n_queries, rng, centres)
-                res["generate_s"] = round(time.perf_counter() - t, 2)
-                t = time.perf_counter()
-                truth = exact_top(x, q)
-                res["numpy_exact_s"] = round(time.perf_counter() - t, 2)
-                table = f"items_{n}"
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-                conn.execute(f"CREATE TABLE {table} (id int8 PRIMARY KEY, embedding vector({DIM}))")
-                say(f"scale: {n:,} vectors: COPY")
-                t = time.perf_counter()
-                copy_sql = f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
-                with conn.cursor() as cur, cur.copy(copy_sql) as cp:
-                    cp.set_types(["int8", "vector"])
-                    for i in range(n):
-                        cp.write_row((i, x[i]))
-                res["load_s"] = round(time.perf_counter() - t, 2)
-                res["load_rows_per_s"] = round(n / max(res["load_s"], 1e-9))
-                conn.execute(f"VACUUM ANALYZE {table}")
-                say(f"scale: {n:,} vectors: HNSW build (m={params['m']}, ef_construction={params['ef_construction']})")
-                # the graph must fit in maintenance_work_mem or the build falls back to a much slower path
-                mwm = "4GB" if n > 300_000 else "2GB"
-                res["maintenance_work_mem"] = mwm
-                conn.execute(f"SET maintenance_work_mem = '{mwm}'")
-                conn.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: leader + 1 worker
-                before = sampler.current()
-                with MemSampler(sampler.root_pid) as build_mem:
+                per_dist: dict[str, Any] = {}
+                for dist, (weights, sigmas) in distributions.items():
+                    say(f"scale: {n:,} vectors ({dist}): generating")
+                    res: dict[str, Any] = {}
                     t = time.perf_counter()
-                    conn.execute(
-                        f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)"
-                        f" WITH (m = {params['m']}, ef_construction = {params['ef_construction']})")
-                    res["build_s"] = round(time.perf_counter() - t, 2)
-                res["index_mb"] = round(conn.execute("SELECT pg_relation_size(%s)", (f"{table}_hnsw",)).fetchone()[0]
-                                        / 2**20, 1)
-                res["table_mb"] = round(conn.execute("SELECT pg_table_size(%s)", (table,)).fetchone()[0] / 2**20, 1)
-                res["pg_memory_before_build"] = before
-                res["pg_memory_peak_build_uss_mb"] = build_mem.peak_rss
-                res["pg_memory_after_build"] = sampler.current()
-                res["bench_process_rss_mb"] = round(me.memory_info().rss / 2**20, 1)
-                stmt = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10"
-                plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + stmt, (q[0],)).fetchall())
-                res["uses_index"] = "hnsw" in plan.lower()
-                sweep = {}
-                for ef in sorted({*ef_sweep, params["ef_search"]}):
-                    conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-                    for i in range(min(20, n_queries)):  # warm the index pages
-                        conn.execute(stmt, (q[i],), prepare=True).fetchall()
-                    lat, recall = [], []
-                    for i in range(n_queries):
+                    x = clustered(n, rng, centres, weights=weights, sigmas=sigmas)
+                    q = clustered(n_queries, rng, centres, weights=weights, sigmas=sigmas)
+                    res["generate_s"] = round(time.perf_counter() - t, 2)
+                    t = time.perf_counter()
+                    truth = exact_top(x, q)
+                    res["numpy_exact_s"] = round(time.perf_counter() - t, 2)
+                    table = f"items_{dist}_{n}"
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                    conn.execute(f"CREATE TABLE {table} (id int8 PRIMARY KEY, embedding vector({DIM}))")
+                    say(f"scale: {n:,} vectors ({dist}): COPY")
+                    t = time.perf_counter()
+                    copy_sql = f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                    with conn.cursor() as cur, cur.copy(copy_sql) as cp:
+                        cp.set_types(["int8", "vector"])
+                        for i in range(n):
+                            cp.write_row((i, x[i]))
+                    res["load_s"] = round(time.perf_counter() - t, 2)
+                    res["load_rows_per_s"] = round(n / max(res["load_s"], 1e-9))
+                    conn.execute(f"VACUUM ANALYZE {table}")
+                    say(f"scale: {n:,} vectors ({dist}): HNSW build (m={params['m']}, "
+                        f"ef_construction={params['ef_construction']})")
+                    # the graph must fit in maintenance_work_mem or the build falls back to a much slower path
+                    mwm = "4GB" if n > 300_000 else "2GB"
+                    res["maintenance_work_mem"] = mwm
+                    conn.execute(f"SET maintenance_work_mem = '{mwm}'")
+                    conn.execute("SET max_parallel_maintenance_workers = 1")  # 2 cores: leader + 1 worker
+                    before = sampler.current()
+                    with MemSampler(sampler.root_pid) as build_mem:
                         t = time.perf_counter()
-                        ids = [r[0] for r in conn.execute(stmt, (q[i],), prepare=True).fetchall()]
+                        conn.execute(
+                            f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)"
+                            f" WITH (m = {params['m']}, ef_construction = {params['ef_construction']})")
+                        res["build_s"] = round(time.perf_counter() - t, 2)
+                    index_bytes = conn.execute("SELECT pg_relation_size(%s)", (f"{table}_hnsw",)).fetchone()[0]
+                    res["index_mb"] = round(index_bytes / 2**20, 1)
+                    res["table_mb"] = round(conn.execute("SELECT pg_table_size(%s)", (table,)).fetchone()[0] / 2**20, 1)
+                    res["pg_memory_before_build"] = before
+                    res["pg_memory_peak_build_uss_mb"] = build_mem.peak_rss
+                    res["pg_memory_after_build"] = sampler.current()
+                    res["bench_process_rss_mb"] = round(me.memory_info().rss / 2**20, 1)
+                    stmt = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10"
+                    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + stmt, (q[0],)).fetchall())
+                    res["uses_index"] = "hnsw" in plan.lower()
+                    sweep = {}
+                    for ef in sorted({*ef_sweep, params["ef_search"]}):
+                        conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                        for i in range(min(20, n_queries)):  # warm the index pages
+                            conn.execute(stmt, (q[i],), prepare=True).fetchall()
+                        lat, recall = [], []
+                        for i in range(n_queries):
+                            t = time.perf_counter()
+                            ids = [r[0] for r in conn.execute(stmt, (q[i],), prepare=True).fetchall()]
+                            lat.append((time.perf_counter() - t) * 1000)
+                            recall.append(len(set(ids) & set(truth[i].tolist())) / 10)
+                        sweep[str(ef)] = {"p50_ms": round(statistics.median(lat), 3), "p95_ms": _pct(lat, 95),
+                                          "p99_ms": _pct(lat, 99), "recall_at_10": round(float(np.mean(recall)), 4)}
+                        say(f"scale: {n:,} vectors ({dist}): ef_search={ef}: p50 {sweep[str(ef)]['p50_ms']} ms, "
+                            f"recall@10 {sweep[str(ef)]['recall_at_10']}")
+                    res["ef_search"] = sweep
+                    res["hnsw"] = sweep[str(params["ef_search"])] | {"ef_search": params["ef_search"]}
+                    # the exact scan (what the product uses for tenants <= QUERIO_EXACT_SCAN_MAX_ROWS chunks)
+                    # (another statement text and no prepared statement: a cached plan would keep the index)
+                    conn.execute("SET enable_indexscan = off")
+                    exact = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10 /* exact */"
+                    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + exact, (q[0],)).fetchall())
+                    lat, recall = [], []
+                    for i in range(min(exact_queries, n_queries)):
+                        t = time.perf_counter()
+                        ids = [r[0] for r in conn.execute(exact, (q[i],), prepare=False).fetchall()]
                         lat.append((time.perf_counter() - t) * 1000)
                         recall.append(len(set(ids) & set(truth[i].tolist())) / 10)
-                    sweep[str(ef)] = {"p50_ms": round(statistics.median(lat), 3), "p95_ms": _pct(lat, 95),
-                                      "p99_ms": _pct(lat, 99), "recall_at_10": round(float(np.mean(recall)), 4)}
-                    say(f"scale: {n:,} vectors: ef_search={ef}: p50 {sweep[str(ef)]['p50_ms']} ms, "
-                        f"recall@10 {sweep[str(ef)]['recall_at_10']}")
-                res["ef_search"] = sweep
-                res["hnsw"] = sweep[str(params["ef_search"])] | {"ef_search": params["ef_search"]}
-                # the exact scan (what the product uses for tenants <= QUERIO_EXACT_SCAN_MAX_ROWS chunks)
-                # (another statement text and no prepared statement: a cached plan would keep the index)
-                conn.execute("SET enable_indexscan = off")
-                exact = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10 /* exact */"
-                plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + exact, (q[0],)).fetchall())
-                lat, recall = [], []
-                for i in range(min(exact_queries, n_queries)):
-                    t = time.perf_counter()
-                    ids = [r[0] for r in conn.execute(exact, (q[i],), prepare=False).fetchall()]
-                    lat.append((time.perf_counter() - t) * 1000)
-                    recall.append(len(set(ids) & set(truth[i].tolist())) / 10)
-                conn.execute("SET enable_indexscan = on")
-                res["exact_scan"] = {"queries": len(lat), "p50_ms": round(statistics.median(lat), 3),
-                                     "recall_at_10": round(float(np.mean(recall)), 4),
-                                     "uses_index": "hnsw" in plan.lower()}
-                seed_ms = SEED_TABLE_MS.get(n)
-                if seed_ms:
-                    res["seed_table_ms"] = seed_ms
-                    res["speedup_vs_seed_table"] = round(seed_ms / max(res["hnsw"]["p50_ms"], 1e-9), 1)
-                conn.execute(f"DROP TABLE {table}")
-                if product:
-                    try:
-                        res["product"] = product_path(dsn_for, n, x, q, truth, n_queries, say)
-                    except Exception as exc:  # recorded; the raw numbers above still stand
-                        res["product"] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+                    conn.execute("SET enable_indexscan = on")
+                    res["exact_scan"] = {"queries": len(lat), "p50_ms": round(statistics.median(lat), 3),
+                                         "recall_at_10": round(float(np.mean(recall)), 4),
+                                         "uses_index": "hnsw" in plan.lower()}
+                    seed_ms = SEED_TABLE_MS.get(n)
+                    if seed_ms:
+                        res["seed_table_ms"] = seed_ms
+                        res["speedup_vs_seed_table"] = round(seed_ms / max(res["hnsw"]["p50_ms"], 1e-9), 1)
+                    conn.execute(f"DROP TABLE {table}")
+                    if product:
+                        try:
+                            res["product"] = product_path(dsn_for, f"{dist}_{n}", n, x, q, truth, n_queries, say)
+                        except Exception as exc:  # recorded; the raw numbers above still stand
+                            res["product"] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+                    per_dist[dist] = res
+                    del x, q, truth
+                res = per_dist["balanced"]
+                if "skewed" in per_dist:
+                    res["skewed"] = per_dist["skewed"]
                 out["sizes"][str(n)] = res
-                del x, q, truth
     finally:
         stop_embedded(pg_dir)
     return out
