@@ -19,7 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +52,8 @@ from querio.models import (
 from querio.ports import StoredChunk, Vector
 
 log = logging.getLogger(__name__)
+#: Pooled connections idle longer than this (seconds) are pinged before use.
+IDLE_CHECK_S = 10.0
 
 Conn = psycopg.Connection[Any]
 
@@ -136,6 +140,8 @@ class PostgresDocumentStore:
         self._application_name = application_name
         self._pool: ConnectionPool[Conn] | None = None
         self._pool_lock = threading.Lock()
+        #: when each pooled connection was last handed back (monotonic seconds)
+        self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._users: OrderedDict[tuple[str, str], uuid.UUID] = OrderedDict()
         self._users_lock = threading.Lock()
         self._user_cache_size = user_cache_size
@@ -165,7 +171,7 @@ class PostgresDocumentStore:
                                 "connect_timeout": max(1, int(self._connect_timeout_s))},
                         configure=self._configure,
                         # a pooled connection may be dead after a Lambda freeze or a failover
-                        check=ConnectionPool.check_connection,
+                        check=self._check_if_idle,
                         timeout=self._connect_timeout_s,
                         name="querio",
                         open=False,
@@ -173,6 +179,13 @@ class PostgresDocumentStore:
                     pool.open(wait=False)
                     self._pool = pool
         return self._pool
+
+    def _check_if_idle(self, conn: Conn) -> None:
+        """Ping a connection on checkout only if it sat idle for ``IDLE_CHECK_S``: a search takes
+        about five checkouts, and pinging each cost a round trip (~1 ms here, more to RDS); a
+        connection used a moment ago is alive, one idle across a Lambda freeze may not be."""
+        if time.monotonic() - self._returned_at.get(conn, 0.0) > IDLE_CHECK_S:
+            ConnectionPool.check_connection(conn)
 
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[Conn]:
@@ -182,7 +195,10 @@ class PostgresDocumentStore:
         """
         try:
             with self._get_pool().connection(timeout=timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    self._returned_at[conn] = time.monotonic()
         except psycopg.OperationalError as exc:  # includes PoolTimeout, QueryCanceled, deadlocks
             raise TransientError(f"database unavailable: {exc}") from exc
         except (pg_errors.DataError, pg_errors.CheckViolation, pg_errors.NotNullViolation) as exc:
