@@ -447,13 +447,13 @@ def to_png(results: dict[str, Any], path: Path) -> None:
         ax.plot(ns, [sc["sizes"][str(n)]["hnsw"]["p50_ms"] for n in ns], "o-", label="HNSW p50 (bare table)")
         ax.plot(ns, [_get(sc["sizes"][str(n)], "exact_scan", "p50_ms") for n in ns], "s--", color="tab:gray",
                 label="exact scan p50 (bare table)")
-        for path, style, color, label in ((("product", "k10", "p50_ms"), "D-", "tab:green",
+        for keys, style, color, label in ((("product", "k10", "p50_ms"), "D-", "tab:green",
                                            "PgVectorStore.query p50 (product path)"),
                                           (("skewed", "product", "k10", "p50_ms"), "D:", "tab:olive",
                                            "PgVectorStore.query p50, skewed data"),
                                           (("skewed", "hnsw", "p50_ms"), "o:", "tab:cyan",
                                            "HNSW p50 (bare table), skewed data")):
-            pts = [(n, _get(sc["sizes"][str(n)], *path)) for n in ns]
+            pts = [(n, _get(sc["sizes"][str(n)], *keys)) for n in ns]
             pts = [(n, v) for n, v in pts if v is not None]
             if pts:
                 ax.plot([n for n, _ in pts], [v for _, v in pts], style, color=color, label=label)
@@ -539,6 +539,8 @@ def write_reports(results: dict[str, Any], json_path: Path) -> dict[str, str]:
         out["png"] = str(png)
     except ImportError as exc:
         out["png_error"] = f"matplotlib missing ({exc}); install the bench extra: pip install -e '.[bench]'"
+    except Exception as exc:  # a plotting bug must not lose the run: the JSON and Markdown are written
+        out["png_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 

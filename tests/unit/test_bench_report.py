@@ -121,3 +121,18 @@ def test_scale_target_is_judged_on_the_product_path():
     assert row["met"] is False  # every data set must meet it
     assert "skewed: p50 3.50 ms, recall@10 0.930" in row["measured"]
     assert "| 100,000 | skewed | hnsw |" in report.to_markdown(results)
+
+
+def test_png_with_every_panel(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    results = copy.deepcopy(RESULTS)
+    results["sections"]["scale"] = {
+        "status": "ok", "seed_table_ms": {"10000": 200, "100000": 800},
+        "sizes": {n: {"hnsw": {"p50_ms": 1.5, "recall_at_10": 0.97, "ef_search": 100},
+                      "exact_scan": {"p50_ms": 4.0}, "product": {"k10": {"p50_ms": 3.0, "recall_at_10": 1.0}},
+                      "skewed": {"hnsw": {"p50_ms": 1.4, "recall_at_10": 0.93},
+                                 "product": {"k10": {"p50_ms": 3.2, "recall_at_10": 0.94}}}}
+                  for n in ("10000", "100000")}}
+    out = report.write_reports(results, tmp_path / "r.json")
+    assert "png_error" not in out
+    assert (tmp_path / "r.png").stat().st_size > 10_000
