@@ -17,6 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
+# jsii prints an 11-line "Node 20 is end-of-life" banner in every process; Node 20 still runs
+# aws-cdk-lib, and the banner buries real synth output. Set before aws_cdk starts its runtime.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 

@@ -52,7 +52,6 @@ class WafFrontDoor(Construct):
         self.distribution = cloudfront.Distribution(
             self, "Distribution", comment=f"Querio API ({tier.name}) behind AWS WAF",
             web_acl_id=self.web_acl.attr_arn, http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.HttpOrigin(domain, protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
                                           origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2]),
@@ -68,5 +67,5 @@ class WafFrontDoor(Construct):
                     "API requests are logged by the HTTP API's access log and WAF's sampled requests; "
                     "CloudFront standard logs would duplicate them into an ACL-enabled bucket.")
         acknowledge(self.distribution, "AwsSolutions-CFR4",
-                    "The default *.cloudfront.net certificate cannot pin TLS 1.2; with a custom domain and "
-                    "ACM certificate the distribution enforces TLSv1.2_2021 (minimum_protocol_version).")
+                    "The distribution uses the default *.cloudfront.net certificate, whose TLS policy AWS fixes; "
+                    "pinning TLSv1.2_2021 needs your own domain and ACM certificate (README: Deploy).")

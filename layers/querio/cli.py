@@ -33,6 +33,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -500,6 +501,8 @@ def _say(line: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (see the module docstring)."""
+    # pgserver's platformdirs warns about XDG_RUNTIME_DIR on every start (it falls back to /tmp)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     args = build_parser().parse_args(argv)
     verbosity = getattr(args, "verbose", 0) or 0
     _configure_logging(verbosity)

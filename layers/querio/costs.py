@@ -120,7 +120,8 @@ def estimate(tier: Tier, workload: Workload | None = None) -> CostEstimate:
     add(f"PostgreSQL RDS ({db.instance_class}{', Multi-AZ' if db.multi_az else ''})", db.seed_monthly_usd,
         "seed: Cost Analysis")
     storage_gb = db.allocated_storage_gib * (2 if db.multi_az else 1)
-    add(f"RDS storage (gp3, {storage_gb} GiB)", storage_gb * RDS_GP3_USD_PER_GB, "AWS: $0.115/GB-month")
+    label = f"{db.allocated_storage_gib} GiB x 2, Multi-AZ" if db.multi_az else f"{storage_gb} GiB"
+    add(f"RDS storage (gp3, {label})", storage_gb * RDS_GP3_USD_PER_GB, "AWS: $0.115/GB-month")
     c = tier.cache
     nodes = c.shards * (1 + c.replicas_per_shard)
     shape = f"{c.shards} shards x {1 + c.replicas_per_shard} nodes" if c.cluster_mode else f"{nodes} node(s)"
