@@ -367,8 +367,9 @@ def to_png(results: dict[str, Any], path: Path) -> None:
     base = _ok(s, "baseline")
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     meta = results.get("meta", {})
+    emb = f", embedder {str(meta['embedder']).split('.')[-1]}" if meta.get("embedder") else ""
     fig.suptitle(f"Querio vs seed baseline, {meta.get('date', '')} ({meta.get('mode', '')}), "
-                 f"{_get(meta, 'machine', 'cores')} cores, embedder {str(meta.get('embedder', '?')).split('.')[-1]}")
+                 f"{_get(meta, 'machine', 'cores')} cores{emb}")
 
     def empty(ax: Any, title: str, why: str = "not measured") -> None:
         ax.set_title(title)
