@@ -123,6 +123,9 @@ class QuerioHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: QuerioHTTPServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two sends; with Nagle on, each keep-alive response waited for the
+    # client's delayed ACK (~40 ms). bench, 1 connection: p50 72 ms -> 28 ms, 13 -> 34 req/s.
+    disable_nagle_algorithm = True
     server_version = "querio"
     timeout = 120  # seconds a connection may idle or trickle before it is dropped
 

@@ -9,10 +9,9 @@ HNSW returned 0.86 rows on average for a tenant owning 1% of the rows, because H
 the ef_search nearest rows of *all* tenants and filters afterwards. So ``query`` picks a plan:
 
 * **exact** when the tenant is small (at most ``exact_scan_max_rows`` chunk rows), when the
-  caller names the documents, or when the HNSW index is absent: the candidate rows are
-  collected in a MATERIALIZED CTE (through the btree on tenant), which the planner cannot
-  answer from the HNSW index, then sorted by distance. Recall 1.0; cost linear in the
-  candidates (measured on this 2-core machine: ~3 ms for 1,000 rows, ~70 ms for 19,000);
+  caller names the documents, or when the HNSW index is absent: the tenant's rows (through
+  the btree on tenant) sorted by ``(distance) + 0``, an expression the HNSW index cannot
+  answer. Recall 1.0; cost linear in the candidates;
 * **HNSW** otherwise, with ``enable_sort = off`` to steer the planner onto the index. How
   it gets ``k`` rows past the tenant and filter predicates depends on the pgvector version,
   read once per store from ``pg_extension``:
@@ -214,13 +213,14 @@ class PgVectorStore:
                 " ORDER BY c.embedding <=> %(q)s LIMIT %(k)s"
             )
         else:
-            # MATERIALIZED: the CTE is computed first (through the btree on tenant), and an
-            # ORDER BY over a CTE scan cannot be answered by the HNSW index
+            # "+ 0": an HNSW index answers only ORDER BY embedding <=> q itself, so ordering by any
+            # other expression forces the exact plan (rows through the btree on tenant, then a
+            # top-k sort). It replaced a MATERIALIZED CTE that copied every candidate vector first
+            # (bench scale section, product path at 10K rows: p50 19.9 ms -> 5.6 ms, recall 1.0).
             template = (
-                "WITH cand AS MATERIALIZED ("
-                " SELECT c.id, c.embedding FROM {live}"
-                " WHERE {live_where} AND c.embedding IS NOT NULL {filters})"
-                " SELECT id, embedding <=> %(q)s AS dist FROM cand ORDER BY dist, id LIMIT %(k)s"
+                "SELECT c.id, c.embedding <=> %(q)s AS dist FROM {live}"
+                " WHERE {live_where} AND c.embedding IS NOT NULL {filters}"
+                " ORDER BY (c.embedding <=> %(q)s) + 0, c.id LIMIT %(k)s"
             )
         stmt = sql.SQL(template).format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
         params.update(tenant=tenant_id, q=q, k=k)
