@@ -54,7 +54,7 @@ bench-quick: $(BENCH_STAMP)
 ## synthesizes TIER (small|mid|enterprise), lints the templates with cfn-lint and checks asset sizes
 synth: $(STAMP) node_modules/.package-lock.json
 	npx --no-install cdk synth --context tier=$(TIER) --quiet
-	$(BIN)/cfn-lint --non-zero-exit-code error --ignore-checks W3005 cdk.out/*.template.json
+	$(BIN)/cfn-lint --non-zero-exit-code error --ignore-checks=W3005 -- cdk.out/*.template.json
 	$(BIN)/python -m stacks.asset_sizes cdk.out
 
 node_modules/.package-lock.json: package.json package-lock.json
