@@ -61,21 +61,28 @@ def database_url(settings: Settings) -> str:
     return start_embedded(settings.pg_dir)
 
 
-@lru_cache(maxsize=8)
-def dsn_from_secret(secret_arn: str) -> str:
-    """A libpq DSN from an RDS-style Secrets Manager secret (``host``, ``port``, ``username``,
-    ``password``, ``dbname``), with ``sslmode=require``. Read once per process (cold start);
-    a rotated password is picked up by the next container. Errors name the setting."""
+def read_secret(secret_arn: str, setting: str) -> str:
+    """A Secrets Manager secret's ``SecretString``. A missing or unreadable secret is a
+    ``ConfigurationError`` naming ``setting``; throttling or an outage stays transient."""
     from querio.adapters import aws_clients
     from querio.adapters.s3_blobs import classify_error
 
     try:
         raw = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
     except Exception as exc:
-        mapped = classify_error(exc, "QUERIO_DATABASE_SECRET_ARN")
+        mapped = classify_error(exc, setting)
         if mapped is None or isinstance(mapped, NotFound):
-            raise ConfigurationError(f"QUERIO_DATABASE_SECRET_ARN: cannot read the secret ({exc})") from exc
+            raise ConfigurationError(f"{setting}: cannot read the secret ({exc})") from exc
         raise mapped from exc
+    return str(raw)
+
+
+@lru_cache(maxsize=8)
+def dsn_from_secret(secret_arn: str) -> str:
+    """A libpq DSN from an RDS-style Secrets Manager secret (``host``, ``port``, ``username``,
+    ``password``, ``dbname``), with ``sslmode=require``. Read once per process (cold start);
+    a rotated password is picked up by the next container. Errors name the setting."""
+    raw = read_secret(secret_arn, "QUERIO_DATABASE_SECRET_ARN")
     try:
         secret = json.loads(raw)
         return make_conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
@@ -131,17 +138,7 @@ def pinecone_api_key(settings: Settings) -> str:
 def pinecone_key_from_secret(secret_arn: str) -> str:
     """The Pinecone API key from Secrets Manager: the SecretString itself, or JSON ``{"apiKey": ...}``.
     Read once per process (cold start). Errors name the setting."""
-    from querio.adapters import aws_clients
-    from querio.adapters.s3_blobs import classify_error
-
-    try:
-        raw = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
-    except Exception as exc:
-        mapped = classify_error(exc, "QUERIO_PINECONE_API_KEY_SECRET_ARN")
-        if mapped is None or isinstance(mapped, NotFound):
-            raise ConfigurationError(f"QUERIO_PINECONE_API_KEY_SECRET_ARN: cannot read the secret ({exc})") from exc
-        raise mapped from exc
-    text = str(raw).strip()
+    text = read_secret(secret_arn, "QUERIO_PINECONE_API_KEY_SECRET_ARN").strip()
     if text.startswith("{"):
         try:
             text = str(json.loads(text)["apiKey"]).strip()
@@ -156,19 +153,10 @@ def pinecone_key_from_secret(secret_arn: str) -> str:
 @lru_cache(maxsize=4)
 def redis_auth_token(secret_arn: str) -> str:
     """The ElastiCache AUTH token (the secret's whole SecretString), read once per process."""
-    from querio.adapters import aws_clients
-    from querio.adapters.s3_blobs import classify_error
-
-    try:
-        token = aws_clients.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
-    except Exception as exc:
-        mapped = classify_error(exc, "QUERIO_REDIS_AUTH_SECRET_ARN")
-        if mapped is None or isinstance(mapped, NotFound):
-            raise ConfigurationError(f"QUERIO_REDIS_AUTH_SECRET_ARN: cannot read the secret ({exc})") from exc
-        raise mapped from exc
-    if not isinstance(token, str) or not token.strip():
+    token = read_secret(secret_arn, "QUERIO_REDIS_AUTH_SECRET_ARN").strip()
+    if not token:
         raise ConfigurationError("QUERIO_REDIS_AUTH_SECRET_ARN: the secret is empty")
-    return token.strip()
+    return token
 
 
 def build_answerer(settings: Settings, extractive: AnswerGenerator) -> AnswerGenerator:
