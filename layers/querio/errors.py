@@ -54,6 +54,12 @@ class Unauthorized(QuerioError):
     code = "unauthorized"
 
 
+class UnsupportedMediaType(QuerioError):
+    """The body's Content-Type is not one the route reads (JSON routes take application/json)."""
+
+    code = "unsupported_media_type"
+
+
 class RateLimited(QuerioError):
     code = "rate_limited"
 

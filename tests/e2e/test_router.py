@@ -280,8 +280,10 @@ def test_body_that_is_not_utf8_is_422(api: ApiClient) -> None:
     assert_error(reply, 422, "validation_error")
 
 
-def test_unsupported_content_type_is_415(api: ApiClient) -> None:
-    assert_error(api.post("/api/search", "query=x", headers={"content-type": "text/plain"}), 415,
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_unsupported_content_type_is_415(api: ApiClient, content_type: str) -> None:
+    # curl -d sends form-urlencoded by default: the JSON must not be read as form fields (a 422)
+    assert_error(api.post("/api/search", '{"query": "x"}', headers={"content-type": content_type}), 415,
                  "unsupported_media_type")
 
 

@@ -56,6 +56,7 @@ STATUS_BY_ERROR: dict[type[errors.QuerioError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,
     errors.PermanentIngestError: 422,
     errors.RateLimited: 429,

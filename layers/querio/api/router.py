@@ -59,7 +59,7 @@ from querio import __version__
 from querio.api.errors import IngestRejected, register_error_handlers, to_response
 from querio.api.identity import principal_from_event
 from querio.config import Settings
-from querio.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from querio.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
 from querio.models import (
     Answer,
     ChatMessage,
@@ -172,6 +172,11 @@ def _check_body(event: APIGatewayProxyEventV2) -> None:
         if "boundary=" not in content_type:
             raise ValidationFailed("multipart/form-data needs a boundary parameter")
         return
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        # Powertools would parse it as form fields and report the JSON keys as "extra" fields
+        # (curl -d sends this type by default): say what is wrong instead.
+        raise UnsupportedMediaType("send JSON bodies with Content-Type: application/json",
+                                   details={"content_type": content_type.split(";")[0]})
     raw = body.encode()
     try:
         if event.is_base64_encoded:
