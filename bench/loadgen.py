@@ -18,13 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-
-def pct(values: list[float], p: float) -> float | None:
-    s = sorted(values)
-    if not s:
-        return None
-    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return round(s[i], 3)
+from percentiles import pct
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from percentiles import pct
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
@@ -75,12 +77,6 @@ def say(msg: str) -> None:
         print(f"{stamp} {msg}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], p: float) -> float | None:
-    s = sorted(values)
-    if not s:
-        return None
-    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return round(s[i], 3)
 
 
 def summary(values: list[float]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from percentiles import pct as _pct
 
 DIM = 384
 CLUSTERS = 1000
@@ -129,10 +130,6 @@ def _postmaster_pid(pg_dir: Path) -> int | None:
         return None
 
 
-def _pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return round(s[i], 3)
 
 
 def product_path(admin_dsn_for: Callable[[str], str], label: str, n: int, x: np.ndarray, q: np.ndarray,

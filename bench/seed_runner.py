@@ -29,17 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+from percentiles import pct
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    i = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
-    return round(s[i], 3)
 
 
 def main() -> None:
