@@ -19,8 +19,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from querio.tiers import FunctionTier, Tier
+from querio.config import env_var
+from querio.tiers import LAMBDA_REQUEST_FILE_BYTES, FunctionTier, Tier
 from stacks import bundling
+from stacks.auth import TENANT_CLAIM
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.storage import TENANT_PREFIX, bucket_name, bucket_name_as_nag_prints_it
@@ -180,6 +182,9 @@ class Functions(Construct):
                         "HTTP API: documents, search, query, chat, stats")
         self.query.use_tenant_objects(res.stage, ["s3:GetObject", "s3:GetObjectAttributes", "s3:PutObject",
                                                    "s3:DeleteObject", "s3:RestoreObject"])
+        # Identity and the request-body limit concern the HTTP API only (Lambda's 6 MB invoke payload).
+        self.query.function.add_environment(env_var("tenant_claim"), TENANT_CLAIM)
+        self.query.function.add_environment(env_var("max_request_file_bytes"), str(LAMBDA_REQUEST_FILE_BYTES))
         if res.bedrock_model_id:
             self.query.allow(["bedrock:InvokeModel"],
                              [f"arn:aws:bedrock:*::foundation-model/{res.bedrock_model_id}"])

@@ -110,6 +110,23 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, le=1.0, description="share of queries also sent to the shadow store"
     )
 
+    # identity and request limits (the HTTP API) ------------------------------------------------------
+    tenant_claim: str = Field(
+        default="custom:tenant_id", min_length=1, max_length=128,
+        description="JWT claim naming the caller's tenant (Cognito custom attribute by default; pools differ)",
+    )
+    personal_workspaces: bool = Field(
+        default=True,
+        description="a token without the tenant claim works in the user's own workspace (u~<digest of sub>);"
+        " false = the tenant claim is required (403 without it)",
+    )
+    max_request_file_bytes: int | None = Field(
+        default=None, ge=1,
+        description="largest file POST /api/documents takes in the request itself (Lambda: the invoke"
+        " payload limit, set by the CDK app); unset = QUERIO_MAX_FILE_BYTES. Larger files go through"
+        " POST /api/documents/upload-url",
+    )
+
     # local server ----------------------------------------------------------------------------------------
     local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
 
@@ -141,6 +158,13 @@ class Settings(BaseSettings):
         return self.vector_backend == "pinecone" or self.vector_shadow
 
     @property
+    def request_file_limit(self) -> int:
+        """Largest file an upload request may carry (never above ``max_file_bytes``)."""
+        if self.max_request_file_bytes is None:
+            return self.max_file_bytes
+        return min(self.max_request_file_bytes, self.max_file_bytes)
+
+    @property
     def embedded_database(self) -> bool:
         return not self.database_url
 
@@ -151,6 +175,13 @@ class Settings(BaseSettings):
     @property
     def pg_dir(self) -> Path:
         return self.data_dir / "pg"
+
+
+def env_var(name: str) -> str:
+    """The environment variable of setting ``name``: how the CDK app sets it (names live here only)."""
+    if name not in Settings.model_fields:
+        raise KeyError(f"no setting named {name!r}")
+    return f"QUERIO_{name.upper()}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -51,7 +51,17 @@ class PayloadTooLarge(QuerioError):
 
 
 class Unauthorized(QuerioError):
+    """The request carries no usable identity (no verified token, no ``sub``)."""
+
     code = "unauthorized"
+
+
+class Forbidden(QuerioError):
+    """The identity is verified but names no tenant it may act for (an empty, malformed or
+    ambiguous tenant claim, or none where one is required): nothing is allowed, and nothing
+    falls back to another namespace."""
+
+    code = "forbidden"
 
 
 class UnsupportedMediaType(QuerioError):

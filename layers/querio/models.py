@@ -6,11 +6,12 @@ Units: sizes in bytes, times in UTC, pages 1-based *physical* page indices of th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 def _no_nul(value: str) -> str:
@@ -20,10 +21,23 @@ def _no_nul(value: str) -> str:
     return value
 
 
-# A tenant id is an opaque string from the identity layer (JWT `sub` or a tenant claim).
-# It is restricted so it can be embedded in S3 keys and cache keys without escaping.
+# Every store scopes by a *namespace*: a tenant (named by an administrator, arriving as the tenant
+# claim) or a user's personal workspace. Both are restricted so they embed in S3, blob and cache
+# keys without escaping. A personal workspace is ``u~`` + a digest of the user id; ``~`` is outside
+# TENANT_PATTERN, so no tenant claim can ever name a personal workspace, and no user id (whatever
+# its value, e.g. a `sub` equal to a tenant id) can ever name a tenant.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
-TenantId = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
+PERSONAL_PREFIX = "u~"
+_PERSONAL_DIGEST_CHARS = 32  # 128 bits of SHA-256: collisions between users are out of reach
+PERSONAL_PATTERN = rf"^{PERSONAL_PREFIX}[0-9a-f]{{{_PERSONAL_DIGEST_CHARS}}}$"
+NAMESPACE_PATTERN = rf"^(?:{TENANT_PATTERN[1:-1]}|{PERSONAL_PATTERN[1:-1]})$"
+TenantId = Annotated[str, StringConstraints(pattern=NAMESPACE_PATTERN)]
+
+
+def personal_namespace(user_id: str) -> str:
+    """The personal workspace of ``user_id`` (matches :data:`PERSONAL_PATTERN`, never a tenant)."""
+    return PERSONAL_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:_PERSONAL_DIGEST_CHARS]
+
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(_no_nul)]
 
 
@@ -156,6 +170,13 @@ class SearchFilters(BaseModel):
     page_to: int | None = Field(default=None, ge=1)
     uploaded_after: dt.datetime | None = None
     uploaded_before: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> SearchFilters:
+        # An inverted range matches nothing: say so (422) instead of answering an empty result.
+        if self.page_from is not None and self.page_to is not None and self.page_from > self.page_to:
+            raise ValueError(f"page_from ({self.page_from}) is after page_to ({self.page_to})")
+        return self
 
     def is_empty(self) -> bool:
         return not any(v not in (None, []) for v in self.model_dump().values())

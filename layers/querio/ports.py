@@ -238,6 +238,9 @@ class Cache(Protocol):
 
     name: str
 
+    def healthy(self) -> bool:
+        """Whether the cache answers now (a bounded probe for ``/api/health``; never raises)."""
+
     def get(self, key: str) -> bytes | None: ...
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None: ...

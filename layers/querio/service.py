@@ -217,9 +217,13 @@ class QuerioService:
         return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
+        """``status`` is ``degraded`` when the database or the cache does not answer (a stalled or
+        refusing Redis included); ``cache_status`` says which. Requests still work without the
+        cache (it fails open), so only ``database`` decides whether the service can answer."""
         db = self.documents.healthy()
-        return {"status": "ok" if db else "degraded", "database": db, "cache": self.cache.name,
-                "vector_backend": self.vectors.name}
+        cache_ok = self.cache.healthy()
+        return {"status": "ok" if db and cache_ok else "degraded", "database": db, "cache": self.cache.name,
+                "cache_status": "ok" if cache_ok else "degraded", "vector_backend": self.vectors.name}
 
     # --- internals -----------------------------------------------------------------------------
 

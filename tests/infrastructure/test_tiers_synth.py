@@ -73,7 +73,7 @@ def test_ingest_queue_has_an_encrypted_tls_only_dlq_with_the_tiers_max_receive_c
     main = queues[main_id]["Properties"]
     assert main["RedrivePolicy"]["maxReceiveCount"] == q.max_receive_count
     dlq_id = main["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-    assert main["VisibilityTimeout"] == q.visibility_timeout_s
+    assert main["VisibilityTimeout"] == get_tier(tier).queue_visibility_timeout_s
     assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == q.dlq_retention_days * 86400
     for props in (main, queues[dlq_id]["Properties"]):
         assert props["SqsManagedSseEnabled"] is True

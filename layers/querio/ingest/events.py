@@ -9,7 +9,12 @@ possibly several ``Records``). Each record becomes one work item:
 * :class:`IgnoreRecord` (acknowledged, logged with its ``reason``) for the ``s3:TestEvent``
   S3 sends when a notification is configured, for keys that are not PDFs, and for keys
   outside the scheme, including traversal and injection attempts (``..``, ``%2e%2e``,
-  control characters, a tenant that fails ``models.TENANT_PATTERN``).
+  control characters, a namespace that fails ``models.NAMESPACE_PATTERN``).
+
+The ``{tenant}`` segment is a namespace: a tenant id or a personal workspace (``u~`` + 32 hex
+digits, see :func:`querio.models.personal_namespace`), exactly the values a
+:class:`~querio.models.Principal` can hold, so an upload URL of any caller ingests into that
+caller's namespace and no key can parse into another (``u~`` is never a tenant id).
 
 The owner comes from the key only: S3 URL-encodes keys in notifications (``+`` for a space,
 ``%XX`` otherwise), so the key is decoded first, then parsed; the file's content never
@@ -29,11 +34,11 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from querio.models import TENANT_PATTERN
+from querio.models import NAMESPACE_PATTERN
 
 UPLOAD_PREFIX = "tenants/{tenant}/uploads/"
 _KEY = re.compile(r"^tenants/(?P<tenant>[^/]+)/uploads/(?P<name>[^/]+)$")
-_TENANT = re.compile(TENANT_PATTERN)
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
 MAX_NAME_CHARS = 255
 
 
@@ -73,7 +78,7 @@ class IngestPart(_Item):
     key gave when the document was claimed."""
 
     kind: Literal["part"] = "part"
-    tenant_id: str = Field(pattern=TENANT_PATTERN)
+    tenant_id: str = Field(pattern=NAMESPACE_PATTERN)
     document_id: uuid.UUID
     bucket: str
     key: str
@@ -101,7 +106,7 @@ def parse_upload_key(key: str) -> tuple[str, str] | str:
     if m is None:
         return "key outside the tenants/{tenant}/uploads/{name}.pdf scheme"
     tenant, name = m.group("tenant"), m.group("name")
-    if not _TENANT.match(tenant):
+    if not _NAMESPACE.fullmatch(tenant):
         return "invalid tenant in key"
     if name in (".", "..") or name.startswith(".") or len(name) > MAX_NAME_CHARS:
         return "invalid object name"
