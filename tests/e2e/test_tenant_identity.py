@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,11 @@ import pytest
 
 from querio.api import router
 from querio.models import personal_namespace
+from querio.wiring import build_service
+from tests.fixtures.aws_events import TEST_BUCKET, aws, lambda_context, s3_notification, sqs_event  # noqa: F401
 from tests.fixtures.events import ApiClient, Reply
 from tests.fixtures.pdfs import make_text_pdf
+from tests.fixtures.service import make_settings
 
 pytestmark = pytest.mark.e2e
 CLAIM = "custom:tenant_id"
@@ -260,3 +263,46 @@ def test_no_identity_reads_writes_or_deletes_outside_its_namespace(api: ApiClien
         assert owner.client.get(f"/api/documents/{owner.doc_id}").status == 200
         assert owner.client.get(f"/api/chat/sessions/{owner.session_id}/history").status == 200
         assert owner.client.get("/api/documents").json["total"] == 1 + len(owner.uploads)
+
+
+# --- a personal workspace through the S3 path: upload-url → PUT → notification → ingest ----------------
+
+
+@pytest.fixture
+def s3_api(aws: Any, tmp_path: Any, pg_dsn: str) -> Iterator[tuple[ApiClient, Any]]:  # noqa: F811
+    from functions.ingest import handler as ingest_handler
+
+    settings = make_settings(tmp_path / "data", pg_dsn, blob_backend="s3", s3_bucket=TEST_BUCKET)
+    service = build_service(settings)
+    router.set_service_factory(lambda: service)
+    ingest_handler.set_service_factory(lambda: service)
+    try:
+        yield ApiClient(service), ingest_handler
+    finally:
+        router.set_service_factory(None)
+        ingest_handler.set_service_factory(None)
+        service.documents.close()
+
+
+@pytest.mark.parametrize("encode_tilde", [False, True], ids=["tilde", "percent-encoded"])
+def test_a_personal_workspace_uploads_through_upload_url_and_ingests_from_s3(
+        s3_api: tuple[ApiClient, Any], aws: Any, encode_tilde: bool) -> None:  # noqa: F811
+    api, ingest = s3_api
+    me = api.as_caller({"sub": "tenant-a"})  # no claim, and a sub equal to a tenant id
+    tenant = api.as_caller({"sub": "someone", CLAIM: "tenant-a"})
+    reply = me.post("/api/documents/upload-url", {"filename": "Field report.pdf"})
+    assert reply.status == 200, reply.json
+    key = reply.json["key"]
+    assert key.startswith(f"tenants/{personal_namespace('tenant-a')}/uploads/")
+    aws.put_object(Bucket=TEST_BUCKET, Key=key, Body=make_text_pdf(["Kittiwakes nest on narrow cliff ledges."]),
+                   ContentType="application/pdf")
+    event_key = key.replace("~", "%7E") if encode_tilde else key  # S3 may percent-encode it
+    result = ingest.lambda_handler(sqs_event(s3_notification(TEST_BUCKET, event_key, encode=False)),
+                                   lambda_context())
+    assert result["batchItemFailures"] == []
+    [doc] = me.get("/api/documents").json["documents"]
+    assert doc["tenant_id"] == personal_namespace("tenant-a") and doc["processing_status"] == "completed"
+    assert me.post("/api/search", {"query": "kittiwakes cliff ledges"}).json["results"]
+    # the tenant whose id equals the sub sees none of it
+    assert tenant.get("/api/documents").json["total"] == 0
+    assert tenant.post("/api/search", {"query": "kittiwakes cliff ledges"}).json["results"] == []

@@ -7,7 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from querio.tiers import LAMBDA_PYTHON_VERSION, TIERS, get_tier
+from querio.config import env_var
+from querio.tiers import LAMBDA_PYTHON_VERSION, LAMBDA_REQUEST_FILE_BYTES, TIERS, get_tier
 
 pytestmark = pytest.mark.infrastructure
 
@@ -240,3 +241,19 @@ def test_synth_is_deterministic(synthesized, tmp_path) -> None:
 
     again = synth_tier("small", tmp_path)
     assert again.templates == synthesized["small"].templates
+
+
+@pytest.mark.parametrize("tier", ALL)
+def test_the_query_function_gets_the_tenant_claim_and_lambdas_request_file_limit(synthesized, tier: str) -> None:
+    # issue 11: uploads over Lambda's 6 MB invoke payload (base64 bodies) are a 413 from the
+    # router, not an opaque Lambda error; the claim name is the user pool's attribute.
+    fns = [p["Properties"] for tpl in synthesized[tier].templates.values()
+           for p in resources(tpl, "AWS::Lambda::Function").values()]
+    by_desc = {p.get("Description", ""): p for p in fns}
+    (query,) = [p for d, p in by_desc.items() if d.startswith("HTTP API")]
+    env = query["Environment"]["Variables"]
+    assert env[env_var("max_request_file_bytes")] == str(LAMBDA_REQUEST_FILE_BYTES)
+    assert env[env_var("tenant_claim")] == "custom:tenant_id"
+    assert 4_000_000 < LAMBDA_REQUEST_FILE_BYTES < 6 * 1024 * 1024 * 3 // 4
+    (ingest,) = [p for d, p in by_desc.items() if d.startswith("S3 notifications")]
+    assert env_var("max_request_file_bytes") not in ingest["Environment"]["Variables"]
