@@ -36,6 +36,8 @@ from tests.fixtures.aws_events import (  # noqa: F401  (aws is a fixture)
 )
 from tests.fixtures.pdfs import SAMPLE_PAGES, corrupt_pdf, make_text_pdf
 from tests.fixtures.service import make_settings
+from tests.pinecone_standin.fixture import API_KEY, INDEX, pinecone_standin  # noqa: F401
+from tests.pinecone_standin.server import StandinServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -473,3 +475,55 @@ def test_upload_url_keeps_the_users_filename(handler: Any, aws: Any) -> None:  #
     assert failures(run(handler, object_event(aws, key2))) == []
     named = next(d for d in docs(svc) if d.storage_path == key2).filename
     assert named.startswith("passwd") and "/" not in named and "\n" not in named and len(named) <= 255
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the Pinecone SDK's sleeps between retries (its own test seam)."""
+    from pinecone._internal import http_client
+
+    monkeypatch.setattr(http_client, "_retry_sleep", lambda _s: None)
+
+
+def test_a_document_is_not_completed_while_pinecone_lacks_its_vectors(
+        aws: Any, tmp_path: Path, pg_dsn: str, pinecone_standin: StandinServer,  # noqa: F811
+        no_backoff: None) -> None:
+    """Pinecone serves; its writes fail for a while (the stand-in refuses the key). The S3 path
+    keeps the document ``indexing`` (not searchable, counted) and retries its message until the
+    vectors are there; an API upload is re-synced by the archive schedule."""
+    from functions.ingest import handler as ingest_handler
+    from querio.archive import run_archive
+    from querio.observability import counters
+
+    settings = make_settings(tmp_path / "data", pg_dsn, blob_backend="s3", s3_bucket=TEST_BUCKET,
+                             vector_backend="pinecone", pinecone_index=INDEX, pinecone_host=pinecone_standin.url,
+                             pinecone_api_key=API_KEY, pinecone_namespace_prefix="tenant-")
+    service = build_service(settings)
+    ingest_handler.set_service_factory(lambda: service)
+    try:
+        record = sqs_record(object_event(aws, upload(aws, _pdf("axolotl"))))
+        pinecone_standin.api_key = "revoked"  # the serving vector store refuses writes
+        before = counters["DocumentsPendingIndex"]
+        assert failures(run(ingest_handler, record)) == [record["messageId"]]  # retried, like any outage
+        [doc] = docs(service)
+        assert doc.processing_status == DocumentStatus.INDEXING
+        assert counters["DocumentsPendingIndex"] - before == 1
+        assert service.search(ALICE, SearchRequest(query="axolotl", mode="text")).results == []  # not partly there
+        pinecone_standin.api_key = API_KEY
+        assert failures(run(ingest_handler, record)) == []  # the redelivery copies the vectors
+        done = service.get_document(ALICE, doc.id)
+        assert done.processing_status == DocumentStatus.COMPLETED
+        assert service.vectors.pinecone.namespace_counts() == {TENANT: done.chunk_count}  # type: ignore[attr-defined]
+        hits = service.search(ALICE, SearchRequest(query="axolotl section", mode="vector")).results
+        assert hits and hits[0].document_id == doc.id
+
+        pinecone_standin.api_key = "revoked"
+        outcome = service.ingest(ALICE, _pdf("capybara"), "capybara.pdf")
+        assert outcome.document is not None and outcome.document.processing_status == DocumentStatus.INDEXING
+        pinecone_standin.api_key = API_KEY
+        assert run_archive(service).reindexed == 1
+        assert service.get_document(ALICE, outcome.document.id).processing_status == DocumentStatus.COMPLETED
+        assert run_archive(service).reindexed == 0
+    finally:
+        ingest_handler.set_service_factory(None)
+        service.documents.close()
