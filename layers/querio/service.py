@@ -6,6 +6,7 @@ takes a :class:`~querio.models.Principal` and scopes all reads and writes to its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from querio.config import Settings
-from querio.errors import RateLimited
+from querio.errors import NotFound, RateLimited
 from querio.ingest.events import (
     FILENAME_METADATA,
     IngestPart,
@@ -169,8 +170,6 @@ class QuerioService:
         self.documents.purge_document(tenant_id, doc.id)
 
     def _owns_blob(self, doc: Document) -> bool:
-        from querio.errors import NotFound
-
         path = doc.storage_path or ""
         if self.documents.blob_shared(doc.tenant_id, path, doc.id):
             return False
@@ -403,7 +402,7 @@ class QuerioService:
 
     def create_download_url(self, principal: Principal, document_id: uuid.UUID) -> dict[str, object]:
         """A short-lived presigned GET; ``Conflict`` while the blob is archived and not restored."""
-        from querio.errors import Conflict, NotFound
+        from querio.errors import Conflict
 
         doc = self.documents.get_document(principal.tenant_id, document_id, touch=True)
         if not doc.storage_path:
@@ -445,7 +444,7 @@ class QuerioService:
 
         With ``enqueue``, a PDF of more than ``pages_per_part`` pages is split into page-range
         work items instead (see :mod:`querio.ingest.parts`); the outcome is ``in_progress``."""
-        from querio.errors import NotFound, PermanentIngestError, StaleObject
+        from querio.errors import PermanentIngestError, StaleObject
         from querio.ingest import parts
         from querio.ingest.pdf import count_pages
 
@@ -495,8 +494,6 @@ class QuerioService:
         """Whether the key's document already holds the object's current bytes, without a
         GetObject: the event's eTag is the one recorded, or a HEAD shows that ETag or the
         ``sha256`` metadata Querio writes (the archive's copy adds it)."""
-        from querio.errors import NotFound
-
         if doc.storage_path != key:
             return False
         if etag and doc.s3_etag and etag == doc.s3_etag:
@@ -526,8 +523,6 @@ class QuerioService:
             raise TransientError(f"document {doc.id} is stored but {self.vectors.name} lacks its vectors; retried")
 
     def _delete_quietly(self, doc: Document, *, delete_blob: bool) -> Document | None:
-        from querio.errors import NotFound
-
         try:
             return self.delete_document(Principal(tenant_id=doc.tenant_id, user_id=self.S3_UPLOAD_USER), doc.id,
                                         delete_blob=delete_blob)
@@ -539,6 +534,9 @@ class QuerioService:
         from querio.ingest import parts
 
         outcome = parts.ingest_part(self, item)
+        if outcome.document is None and outcome.status == "duplicate":  # a redelivered last part
+            with contextlib.suppress(NotFound):
+                outcome.document = self.sync_pending(self.documents.get_document(item.tenant_id, item.document_id))
         self._sync_vectors(item.tenant_id, outcome)
         if outcome.document is not None and outcome.document.s3_key:
             for retired in self.documents.retired_by_key(item.tenant_id, item.bucket, outcome.document.s3_key):
