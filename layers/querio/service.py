@@ -549,9 +549,11 @@ class QuerioService:
     def delete_s3_object_document(self, tenant_id: str, bucket: str, key: str, *,
                                   version: S3Version | None = None) -> Document | None:
         """ObjectRemoved: delete (and purge) the document the key holds now; ``None`` when
-        there is none (already deleted, a duplicate's object, never ingested) or when the
-        event is older than the key's current object (stale): idempotent. The object is gone
-        already, and a newer one may be at the key: the blob is never deleted here."""
+        there is none (already deleted, a duplicate's object, never ingested), when the event
+        is older than the key's current object (stale), or when the key still holds the
+        document's bytes (a HEAD: in a versioned bucket, deleting a noncurrent version by id
+        also sends ObjectRemoved): idempotent. The object is gone already, and a newer one may
+        be at the key: the blob is never deleted here."""
         version = version or S3Version()
         if version.sequencer and not self.documents.record_s3_event(
                 tenant_id, bucket, key, sequencer=version.sequencer, event_name=version.event_name,
@@ -563,6 +565,8 @@ class QuerioService:
             if doc is None or (version.sequencer
                                and sequencer_key(doc.s3_sequencer) > sequencer_key(version.sequencer)):
                 break  # the key holds a newer object than this remove is about
+            if self._holds_current_bytes(doc, key, None):
+                break  # the object is still there (a noncurrent version was deleted, or it came back)
             removed = self._delete_quietly(doc, delete_blob=False) or removed
         return removed
 

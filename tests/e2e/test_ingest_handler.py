@@ -527,3 +527,24 @@ def test_a_document_is_not_completed_while_pinecone_lacks_its_vectors(
     finally:
         ingest_handler.set_service_factory(None)
         service.documents.close()
+
+
+def test_deleting_an_old_version_keeps_the_current_document(handler: Any, aws: Any) -> None:  # noqa: F811
+    """Versioned bucket (as deployed): deleting a noncurrent version by id also sends
+    ``ObjectRemoved:Delete``, with a newer sequencer; the key still holds the current bytes."""
+    aws.put_bucket_versioning(Bucket=TEST_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    key = f"tenants/{TENANT}/uploads/{uuid.uuid4()}.pdf"
+    _put(aws, key, _pdf("marmot"))
+    old_version = aws.head_object(Bucket=TEST_BUCKET, Key=key)["VersionId"]
+    _put(aws, key, _pdf("wombat"))
+    assert failures(run(handler, object_event(aws, key))) == []
+    [doc] = docs(handler.service)
+    aws.delete_object(Bucket=TEST_BUCKET, Key=key, VersionId=old_version)
+    removed = s3_notification(TEST_BUCKET, key, event="ObjectRemoved:Delete", version_id=old_version)
+    assert failures(run(handler, removed)) == []
+    assert [d.id for d in docs(handler.service)] == [doc.id]
+    assert {h.document_id for h in _text_hits(handler.service, "wombat")} == {doc.id}
+    # deleting the key itself (a delete marker) removes it
+    aws.delete_object(Bucket=TEST_BUCKET, Key=key)
+    assert failures(run(handler, s3_notification(TEST_BUCKET, key, event="ObjectRemoved:DeleteMarkerCreated"))) == []
+    assert docs(handler.service) == []
