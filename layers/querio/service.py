@@ -428,8 +428,8 @@ class QuerioService:
                          enqueue: Callable[[Sequence[dict[str, object]]], None] | None = None) -> IngestOutcome:
         """Ingest an uploaded object for the tenant named by its key; the document points at
         the object itself (no copy). Bad PDFs give a ``failed`` outcome; dependency failures
-        raise ``TransientError`` (so the queue retries). Overwrite semantics (README, "S3
-        uploads"):
+        raise ``TransientError`` (so the queue retries). Overwrite semantics (README, "Overwrites
+        and event order"):
 
         * one key holds one live document: new bytes under a known key replace its document
           (the old one is retired in the transaction that completes the new one);
