@@ -84,6 +84,12 @@ class TransientError(QuerioError):
     code = "dependency_unavailable"
 
 
+class StaleObject(QuerioError):
+    """The stored object no longer is the version an event named (a newer write replaced it)."""
+
+    code = "stale_object"
+
+
 # --- ingest -----------------------------------------------------------------------------
 
 

@@ -55,8 +55,21 @@ class Principal(_Frozen):
 class DocumentStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
+    #: chunks stored, but the vector store that serves queries (Pinecone) lacks their vectors
+    #: yet: not searchable until re-synced (automatically; see ``QuerioService.sync_pending``)
+    INDEXING = "indexing"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class S3Binding(_Frozen):
+    """The S3 object (and the event's version of it) a document is built from: one key holds
+    one live document, the one of the highest ``sequencer``."""
+
+    bucket: str
+    key: str
+    sequencer: str | None = None
+    etag: str | None = None
 
 
 class Document(BaseModel):
@@ -87,6 +100,10 @@ class Document(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     storage_class: str = "STANDARD"
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    s3_sequencer: str | None = None
+    s3_etag: str | None = None
     uploaded_at: dt.datetime
     updated_at: dt.datetime
     processing_started_at: dt.datetime | None = None
@@ -111,6 +128,7 @@ class NewDocument(_Frozen):
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = Field(default_factory=dict)
     uploaded_by: str | None = None
+    s3: S3Binding | None = None
 
 
 class Page(_Frozen):
@@ -257,7 +275,9 @@ class TenantStats(BaseModel):
 class IngestOutcome(BaseModel):
     """Result of one file's ingest: ``status`` is what happened *this time*."""
 
-    status: Literal["ingested", "duplicate", "failed", "in_progress"]
+    #: ``skipped``: nothing to do and nothing wrong (a stale or replayed S3 event, bytes Querio
+    #: already holds under that key, an object deleted before its ingest ran)
+    status: Literal["ingested", "duplicate", "failed", "in_progress", "skipped"]
     document: Document | None
     reason: str | None = None
     error_code: str | None = None

@@ -3,8 +3,14 @@
 Status moves ``pending → processing → completed | failed`` on the document row.
 - A :class:`~querio.errors.PermanentIngestError` (bad file) marks the document failed with its
   code and message and returns a ``failed`` outcome: the caller's batch goes on.
-- Anything else (database, blob store, a bug) is re-raised after a best-effort
-  ``failed`` mark, so a queue consumer can retry; a retry re-claims the row.
+- A :class:`~querio.errors.TransientError` (database, blob store, embedder unavailable) is
+  re-raised after a best-effort ``failed`` mark, so a queue consumer can retry; a retry
+  re-claims the row.
+- Any other error (a bug, a library choking on one file) is a permanent failure of that one
+  document, recorded with its type and message (code ``internal_error`` unless it is a
+  ``QuerioError`` with its own): retrying the same bytes would fail the same way.
+- With an external vector store serving queries (Pinecone), a stored document is ``indexing``
+  until the service has copied its vectors there (see ``QuerioService._sync_vectors``).
 - Identical bytes for the same tenant are one document (sha256, enforced by a unique index).
 """
 
@@ -19,11 +25,15 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePath
 
 from querio.config import Settings
-from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError
+from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError, TransientError
 from querio.ingest.chunking import chunk_pages
 from querio.ingest.pdf import parse_pdf
-from querio.models import ChunkDraft, DocumentStatus, IngestOutcome, NewDocument, Page, clean_tags
+from querio.models import ChunkDraft, Document, DocumentStatus, IngestOutcome, NewDocument, Page, S3Binding, clean_tags
 from querio.ports import BlobStore, DocumentStore, Embedder, Vector, VectorStore
+from querio.vectors.sync import IndexSync
+
+#: statuses of a document whose chunks are stored: the same bytes again are a duplicate
+STORED = (DocumentStatus.COMPLETED, DocumentStatus.INDEXING)
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +43,14 @@ STALE_PROCESSING_S = 15 * 60
 
 
 def display_filename(name: str) -> str:
-    """The last path component of a user-supplied name, printable, ≤ 255 chars.
+    """The last path component of a user-supplied name, printable, ≤ 255 chars: NFC, without
+    control, format (bidi overrides, zero-width) or private-use characters, any run of
+    whitespace (tabs, no-break or ideographic spaces, line separators) as one space.
 
     It is only ever displayed or stored as data: blob keys never contain it.
     """
-    base = PurePath(name.replace("\\", "/")).name or "document.pdf"
-    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    base = PurePath(unicodedata.normalize("NFC", name).replace("\\", "/")).name or "document.pdf"
+    cleaned = " ".join("".join(ch for ch in base if unicodedata.category(ch)[0] != "C").split())
     return (cleaned if cleaned.strip(".") else "document.pdf")[:255]
 
 
@@ -85,9 +97,10 @@ class IngestPipeline:
 
     def ingest(self, tenant_id: str, data: bytes, filename: str, *, tags: Sequence[str] = (),
                uploaded_by: str | None = None, progress: Callable[[str], None] | None = None,
-               storage_key: str | None = None) -> IngestOutcome:
+               storage_key: str | None = None, s3: S3Binding | None = None) -> IngestOutcome:
         """``storage_key``: the bytes are already stored under this key (an S3 upload), so the
-        document points at it instead of a copy under :func:`blob_key`."""
+        document points at it instead of a copy under :func:`blob_key`; ``s3``: the S3 object
+        and event version it came from."""
         started = time.perf_counter()
         name = display_filename(filename)
         sha = hashlib.sha256(data).hexdigest()
@@ -97,10 +110,10 @@ class IngestPipeline:
             original_filename=(filename.replace("\x00", "") or name)[:255],
             file_size=len(data), content_sha256=sha, storage_type=self._blobs.storage_type,
             storage_path=storage_key or blob_key(tenant_id, doc_id), tags=clean_tags(list(tags)),
-            uploaded_by=uploaded_by,
+            uploaded_by=uploaded_by, s3=s3,
         )
         doc, created = self._docs.claim_document(new)
-        if not created and doc.processing_status == DocumentStatus.COMPLETED:
+        if not created and doc.processing_status in STORED:
             return IngestOutcome(status="duplicate", document=doc, reason="identical content already ingested",
                                  pages=doc.page_count or 0, chunks=doc.chunk_count)
         claimed = self._docs.try_start_processing(tenant_id, doc.id, stale_after_s=STALE_PROCESSING_S)
@@ -146,12 +159,21 @@ class IngestPipeline:
             say("storing")
             doc = self._docs.complete_document(
                 tenant_id, document_id, chunks=chunks,
-                embeddings=vectors if self._vectors.colocated else None, info=info)
+                embeddings=vectors if self._vectors.colocated else None, info=info, indexing=self.indexing)
             # An external vector store is written after the commit; issue 5's reconciler
             # repairs a crash between the two (chunk rows without vectors).
         except PermanentIngestError as exc:
             doc = self._docs.mark_failed(tenant_id, document_id, code=exc.code, message=exc.message)
             return IngestOutcome(status="failed", document=doc, reason=exc.message, error_code=exc.code,
+                                 seconds=round(time.perf_counter() - started, 3))
+        except TransientError as exc:
+            self._mark_failed_quietly(tenant_id, document_id, exc)
+            raise
+        except Exception as exc:  # one bad document is not a retry loop (see the module docstring)
+            log.exception("ingest of document %s failed unexpectedly", document_id)
+            code, message = failure_of(exc)
+            return IngestOutcome(status="failed", document=self._mark_failed_quietly(tenant_id, document_id, exc),
+                                 reason=message, error_code=code,
                                  seconds=round(time.perf_counter() - started, 3))
         except BaseException as exc:
             self._mark_failed_quietly(tenant_id, document_id, exc)
@@ -165,10 +187,21 @@ class IngestPipeline:
                              empty_pages=len(parsed.empty_pages), reason=note,
                              seconds=round(time.perf_counter() - started, 3))
 
-    def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> None:
-        code = exc.code if isinstance(exc, QuerioError) else "internal_error"
+    @property
+    def indexing(self) -> bool:
+        """Whether stored documents wait (``indexing``) for an external serving vector store."""
+        return isinstance(self._vectors, IndexSync) and self._vectors.serves_external
+
+    def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> Document | None:
+        code, message = failure_of(exc)
         try:
-            self._docs.mark_failed(tenant_id, document_id, code=code,
-                                   message=f"{type(exc).__name__}: {exc}"[:1000])
+            return self._docs.mark_failed(tenant_id, document_id, code=code, message=message)
         except Exception:  # the store may be the thing that is down
             log.exception("could not record the failure of document %s", document_id)
+            return None
+
+
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """``(error_code, message)`` recorded on a document for an error while ingesting it."""
+    return (exc.code if isinstance(exc, QuerioError) else "internal_error",
+            f"{type(exc).__name__}: {exc}"[:1000])
