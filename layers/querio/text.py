@@ -3,7 +3,7 @@
 Documents (``querio.ingest.pdf.clean_text``) and queries (``models.QueryText``: search, query
 and chat, hence the full-text leg, the embedded query vector and every cache key) go through
 :func:`normalize_chars`, so what a user types or pastes matches what was indexed: ``ﬁnancial``
-(a ligature pasted from a PDF viewer) or full-width ``ＰＤＦ`` find ``financial`` and ``PDF``.
+(a ligature pasted from a PDF viewer) or full-width ``\\uff30\\uff24\\uff26`` find ``financial`` and ``PDF``.
 Titles, author fields and filenames use it too, so no stored string carries a lone surrogate.
 """
 
