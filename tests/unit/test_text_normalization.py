@@ -9,7 +9,6 @@ from querio.embedding import SentenceTransformerEmbedder
 from querio.ingest.chunking import chunk_pages
 from querio.ingest.pdf import clean_text, parse_pdf
 from querio.models import QueryRequest, SearchRequest
-from querio.text import normalize_chars, normalize_line, repair_surrogates
 from tests.fixtures.pdfs import make_text_pdf, make_unicode_pdf
 
 HOSTILE = ("\ufb01nancial \uff30\uff24\uff26 re\u00adport hydro\u00ad\ngraphic \u200bsur\u200evey "
@@ -17,6 +16,8 @@ HOSTILE = ("\ufb01nancial \uff30\uff24\uff26 re\u00adport hydro\u00ad\ngraphic \
 
 
 def test_query_gets_exactly_the_document_normalization() -> None:
+    from querio.text import normalize_line
+
     query = "\ufb01nancial  \uff30\uff24\uff26 re\u00adport \u200bsur\u200evey"
     expected = "financial PDF report survey"
     assert SearchRequest(query=query).query == expected
@@ -32,6 +33,8 @@ def test_a_query_of_invisible_characters_only_is_rejected() -> None:
 
 
 def test_surrogates_are_paired_or_dropped() -> None:
+    from querio.text import normalize_chars, repair_surrogates
+
     assert repair_surrogates("a\ud835\udc00b") == "a\U0001d400b"
     assert repair_surrogates("lone\ud835 x\udc00y") == "lone xy"
     text = normalize_chars(HOSTILE)
