@@ -103,3 +103,6 @@ def test_a_line_repeated_on_few_pages_or_inside_a_page_stays() -> None:
     parsed = parse_pdf(make_text_pdf(pages))
     assert [p.text for p in parsed.pages] == [
         f"Overview\n{BODY[0]}", f"Querio Cycling Handbook is a short guide.\n{BODY[1]}\nSummary", BODY[2], BODY[3]]
+    # punctuation alone (a "}" closing code at several page ends) is content, not a running line
+    code = [f"{body}\nif (x) {{\nprint(\"{body.split()[0]}\");\n}}" for body in BODY]
+    assert all(p.text.endswith("}") for p in parse_pdf(make_text_pdf(code)).pages)

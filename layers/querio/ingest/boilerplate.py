@@ -59,7 +59,9 @@ def running_lines(pages: Sequence[str]) -> set[str]:
         lines = text.split("\n")
         seen.update({line_key(lines[i]) for i in _edges(lines) if len(lines[i]) <= MAX_LINE_CHARS})
     threshold = max(MIN_PAGES, math.ceil(MIN_SHARE * live))
-    return {key for key, n in seen.items() if n >= threshold}
+    # Words or a page number: a lone "}" closing code blocks at page ends is content.
+    return {key for key, n in seen.items()
+            if n >= threshold and ("#" in key or any(ch.isalpha() for ch in key))}
 
 
 def strip_running_lines(pages: Sequence[str]) -> list[str]:
