@@ -8,7 +8,7 @@ matched by every keyword search for the title. They are detected per document an
 before chunking.
 
 How: the first and last :data:`EDGE_LINES` lines of every page are keyed (lower-cased,
-whitespace collapsed, digit runs and a roman page number at either end replaced by ``#``,
+whitespace collapsed, numbers not glued to letters and a roman page number at either end replaced by ``#``,
 so "Chapter 7: Reading data 34" and "Chapter 7: Reading data 35" are one key). A key
 found at an edge of at least :data:`MIN_PAGES` pages and :data:`MIN_SHARE` of the pages
 is a running line; it is dropped where it sits at an edge, never from the middle of a page.
@@ -32,7 +32,9 @@ MIN_SHARE = 0.02
 #: Longer lines are prose, not page furniture.
 MAX_LINE_CHARS = 120
 
-_DIGITS = re.compile(r"\d+")
+# Whole numbers only: "quokka7" or "R 4.3" inside a line is content that differs between
+# pages, while a page number stands alone.
+_DIGITS = re.compile(r"\b\d+\b")
 _ROMAN_EDGE = re.compile(r"^[ivxlc]+\b|\b[ivxlc]+$")
 
 
