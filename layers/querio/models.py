@@ -11,7 +11,17 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from querio.text import normalize_line, repair_surrogates
 
 
 def _no_nul(value: str) -> str:
@@ -153,12 +163,19 @@ class ParsedPdf(_Frozen):
     word_count: int
 
 
+#: Marks a page boundary inside a chunk's content (a form feed, as ``pdftotext`` writes between
+#: pages). Cleaned page text never contains one (``querio.text`` turns controls into spaces).
+PAGE_BREAK = "\f"
+
+
 class ChunkDraft(_Frozen):
     """A chunk before it is stored: text plus where it came from.
 
     ``char_start``/``char_end`` are offsets into the extracted text of ``page_number``
-    (end exclusive); a chunk never crosses a page boundary, so ``page_end == page_number``
-    today, but the column exists so a future chunker may span pages.
+    (end exclusive). Today's chunker never crosses a page boundary (``page_end ==
+    page_number``); a chunk that does spans ``page_number..page_end`` and holds
+    :data:`PAGE_BREAK` at each boundary, so search and citations can name the page of the
+    matched or quoted text (``querio.retrieval.citing``).
     """
 
     chunk_index: int = Field(ge=0)
@@ -212,8 +229,10 @@ class SearchHit(BaseModel):
     document_id: uuid.UUID
     filename: str
     title: str | None = None
-    page: int = Field(description="1-based physical page of the chunk's start")
-    page_end: int
+    page: int = Field(description="1-based physical page that holds the matched text (the chunk's "
+                                  "page unless it spans pages)")
+    page_start: int | None = Field(default=None, description="first page of the chunk")
+    page_end: int = Field(description="last page of the chunk")
     chunk_index: int
     score: float = Field(description="fused RRF score (higher is better)")
     vector_rank: int | None = None
@@ -225,7 +244,9 @@ class SearchHit(BaseModel):
 class Citation(_Frozen):
     document_id: uuid.UUID
     filename: str
-    page: int
+    page: int = Field(description="the page holding the cited text (of a chunk that spans pages: "
+                                  "the page most of the citing sentences quote)")
+    pages: list[int] = Field(default_factory=list, description="every page the answer quotes from this source")
     chunk_id: uuid.UUID
 
 
@@ -289,8 +310,23 @@ class IngestOutcome(BaseModel):
 
 # --- HTTP request bodies -------------------------------------------------------------------
 
+def _normalized_query(value: str) -> str:
+    # The normalization documents get at ingest (querio.text): full text, the query vector and
+    # the cache keys all see the same string, so "\ufb01nancial" finds "financial".
+    value = normalize_line(value)
+    if not value:
+        raise ValueError("must contain visible text")
+    return value
+
+
+def _paired(value: Any) -> Any:
+    # A JSON "\ud835" escape decodes to a lone surrogate, which pydantic refuses as "not a
+    # valid string": drop it (as at ingest) before the string is validated.
+    return repair_surrogates(value) if isinstance(value, str) else value
+
+
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True),
-                      AfterValidator(_no_nul)]
+                      AfterValidator(_no_nul), AfterValidator(_normalized_query), BeforeValidator(_paired)]
 
 
 class SearchRequest(BaseModel):

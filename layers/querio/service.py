@@ -37,7 +37,6 @@ from querio.models import (
     ChatRequest,
     ChatRole,
     ChatSession,
-    Citation,
     Document,
     DocumentList,
     DocumentStatus,
@@ -63,6 +62,7 @@ from querio.ports import (
     VectorStore,
     utcnow,
 )
+from querio.retrieval.citing import cited_sources, page_of
 from querio.retrieval.hybrid import rrf_fuse
 from querio.vectors.sync import IndexSync
 
@@ -232,7 +232,7 @@ class QuerioService:
         answer = self._answer(tenant, request.message, hits, history)
         message = self.documents.add_chat_message(
             tenant, session.id, ChatRole.ASSISTANT, answer.answer,
-            source_chunks=[h.chunk_id for h in hits],
+            source_chunks=[h.chunk_id for h in answer.sources],
             metadata={"mode": answer.mode, "citations": [c.model_dump(mode="json") for c in answer.citations]})
         return ChatReply(session_id=session.id, message=message, answer=answer)
 
@@ -280,7 +280,8 @@ class QuerioService:
                 continue
             hits.append(SearchHit(
                 chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
-                page=c.page_number, page_end=c.page_end, chunk_index=c.chunk_index, score=round(f.score, 6),
+                page=page_of(c.content, c.page_number, query), page_start=c.page_number, page_end=c.page_end,
+                chunk_index=c.chunk_index, score=round(f.score, 6),
                 vector_rank=f.vector_rank, text_rank=f.text_rank, snippet=make_snippet(c.content, query),
                 content=c.content))
         return hits
@@ -296,14 +297,14 @@ class QuerioService:
 
     def _answer(self, tenant: str, question: str, hits: list[SearchHit], history: Sequence[ChatMessage]) -> Answer:
         passages = [StoredChunk(id=h.chunk_id, document_id=h.document_id, chunk_index=h.chunk_index,
-                                content=h.content or "", page_number=h.page, page_end=h.page_end,
-                                filename=h.filename, title=h.title) for h in hits]
-        text = self.answerer.answer(question, passages, history)
-        citations = [Citation(document_id=h.document_id, filename=h.filename, page=h.page, chunk_id=h.chunk_id)
-                     for h in hits[:3]]
+                                content=h.content or "", page_number=h.page_start or h.page,
+                                page_end=h.page_end, filename=h.filename, title=h.title) for h in hits]
+        # Sources are what the answer cites, numbered as it cites them; each citation names the
+        # page of the quoted (or generated) sentence.
+        text, sources, citations = cited_sources(self.answerer.answer(question, passages, history), hits)
         mode: Literal["extractive", "generative"] = (
             "generative" if self.answerer.mode == "generative" else "extractive")
-        return Answer(answer=text, mode=mode, citations=citations, sources=hits, model=self.answerer.model)
+        return Answer(answer=text, mode=mode, citations=citations, sources=sources, model=self.answerer.model)
 
     def _after_query(self, principal: Principal, query: str, hits: list[SearchHit], took_ms: float) -> None:
         self._track_query(principal, query)

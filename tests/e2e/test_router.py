@@ -151,7 +151,7 @@ def test_upload_list_get_search_query_stats_reprocess_delete(api: ApiClient) -> 
     assert answer.status == 200
     assert answer.json["mode"] == "extractive" and "[1]" in answer.json["answer"]
     assert answer.json["citations"][0] == {"document_id": doc_id, "filename": "handbook.pdf", "page": 2,
-                                           "chunk_id": answer.json["sources"][0]["chunk_id"]}
+                                           "pages": [2], "chunk_id": answer.json["sources"][0]["chunk_id"]}
 
     stats = api.get("/api/stats")
     assert stats.status == 200 and stats.json["documents"] == 1 and stats.json["pages"] == 3

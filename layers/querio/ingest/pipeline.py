@@ -30,6 +30,7 @@ from querio.ingest.chunking import chunk_pages
 from querio.ingest.pdf import parse_pdf
 from querio.models import ChunkDraft, Document, DocumentStatus, IngestOutcome, NewDocument, Page, S3Binding, clean_tags
 from querio.ports import BlobStore, DocumentStore, Embedder, Vector, VectorStore
+from querio.text import repair_surrogates
 from querio.vectors.sync import IndexSync
 
 #: statuses of a document whose chunks are stored: the same bytes again are a duplicate
@@ -49,7 +50,7 @@ def display_filename(name: str) -> str:
 
     It is only ever displayed or stored as data: blob keys never contain it.
     """
-    base = PurePath(unicodedata.normalize("NFC", name).replace("\\", "/")).name or "document.pdf"
+    base = PurePath(unicodedata.normalize("NFC", repair_surrogates(name)).replace("\\", "/")).name or "document.pdf"
     cleaned = " ".join("".join(ch for ch in base if unicodedata.category(ch)[0] != "C").split())
     return (cleaned if cleaned.strip(".") else "document.pdf")[:255]
 
@@ -107,7 +108,7 @@ class IngestPipeline:
         doc_id = uuid.uuid4()
         new = NewDocument(
             id=doc_id, tenant_id=tenant_id, filename=name,
-            original_filename=(filename.replace("\x00", "") or name)[:255],
+            original_filename=(repair_surrogates(filename).replace("\x00", "") or name)[:255],
             file_size=len(data), content_sha256=sha, storage_type=self._blobs.storage_type,
             storage_path=storage_key or blob_key(tenant_id, doc_id), tags=clean_tags(list(tags)),
             uploaded_by=uploaded_by, s3=s3,
