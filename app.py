@@ -41,8 +41,8 @@ def _context(app: App, key: str) -> str | None:
 def create_app(context: dict[str, object] | None = None, outdir: str | None = None) -> App:
     """The app for ``cdk`` (context from ``-c``) or for tests (``context`` given here)."""
     # after the CLI's context, which asks to bundle every selected stack
-    skip: dict[str, object] | None = {"aws:cdk:bundling-stacks": []} if os.environ.get("QUERIO_CDK_SKIP_BUNDLING") == "1" else None
-    app = App(context=context, outdir=outdir, post_cli_context=skip)
+    skip = os.environ.get("QUERIO_CDK_SKIP_BUNDLING") == "1"
+    app = App(context=context, outdir=outdir, post_cli_context={"aws:cdk:bundling-stacks": []} if skip else None)
     tier = get_tier(_context(app, "tier"))  # UnknownTier names the valid tiers
     region = _context(app, "region") or os.environ.get("CDK_DEFAULT_REGION")
     opts = AppOptions(
