@@ -102,6 +102,13 @@ class BlobStore(Protocol):
         """A time-limited download URL; ``Conflict`` where the backend has none."""
 
 
+class DownloadUrls(Protocol):
+    """Short-lived download links for stored PDFs: S3 presigned, or CloudFront signed (issue 14)."""
+
+    def signed_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        """A URL that GETs ``key`` until ``expires_s`` from now, saved as ``filename``."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk row joined with the few document fields a search result needs."""

@@ -57,6 +57,7 @@ from querio.ports import (
     BlobStore,
     Cache,
     DocumentStore,
+    DownloadUrls,
     Embedder,
     StoredChunk,
     VectorStore,
@@ -104,8 +105,9 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
 class QuerioService:
     def __init__(self, *, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
-                 answerer: Callable[[Embedder], AnswerGenerator]) -> None:
+                 answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None) -> None:
         self.settings = settings
+        self.urls = urls  # None: the blob store's own presigned GETs
         self.documents = documents
         self.vectors = vectors
         self.blobs = blobs
@@ -406,7 +408,8 @@ class QuerioService:
                 "headers": signed["headers"], "filename": name}
 
     def create_download_url(self, principal: Principal, document_id: uuid.UUID) -> dict[str, object]:
-        """A short-lived presigned GET; ``Conflict`` while the blob is archived and not restored."""
+        """A short-lived download link (S3 presigned or CloudFront signed, per ``urls``); ``Conflict``
+        while the blob is archived and not restored."""
         from querio.errors import Conflict
 
         doc = self.documents.get_document(principal.tenant_id, document_id, touch=True)
@@ -419,7 +422,8 @@ class QuerioService:
                     f"document {document_id} is archived ({doc.storage_class}); "
                     + ("its restore is in progress" if status == "ongoing" else "restore it first"),
                     details={"storage_class": doc.storage_class, "restore": status or "not_requested"})
-        url = self.blobs.presign_get(doc.storage_path, expires_s=self.DOWNLOAD_URL_EXPIRES_S, filename=doc.filename)
+        sign = self.urls.signed_get if self.urls is not None else self.blobs.presign_get
+        url = sign(doc.storage_path, expires_s=self.DOWNLOAD_URL_EXPIRES_S, filename=doc.filename)
         return {"url": url, "expires_in": self.DOWNLOAD_URL_EXPIRES_S}
 
     def restore_document(self, principal: Principal, document_id: uuid.UUID) -> Document:

@@ -27,7 +27,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -115,6 +115,10 @@ class StorageTier:
     glacier_after_days: int
     noncurrent_versions_expire_days: int
     access_logs_expire_days: int
+    #: Downloads through CloudFront signed URLs (origin access control), else S3 presigned URLs.
+    cloudfront_downloads: bool = False
+    #: Replicate the PDF bucket to a second region (``replica_region`` context).
+    replicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,9 @@ SMALL = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only (Security section asks for encryption, not WAF)",
         "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Small Business: AWS S3 (PDFs), no CDN; "
+                                        "S3 presigned URLs",
+        "storage.replicate": "seed > Small Business: one region",
         "nat_gateways": "0: S3 gateway and SQS/Secrets Manager interface endpoints serve every AWS call",
     },
     name="small", seed_scale="Small Business", expected_documents=10_000, document_range=(10_000, 100_000),
@@ -313,6 +320,8 @@ MID = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only",
         "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Mid-Market: AWS S3 + CloudFront CDN (PDFs)",
+        "storage.replicate": "seed > Mid-Market keeps one region; multi-region S3 is the Enterprise tier's",
         "nat_gateways": "1: Pinecone's API is on the public internet; one NAT (~$33/month) for the tier that "
                         "needs it; AWS calls still use the free/interface endpoints",
     },
@@ -328,7 +337,7 @@ MID = _tier(
     archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
     queue=QueueTier(batch_size=1, max_batching_window_s=0, max_receive_count=5,
                     max_concurrency=10, dlq_retention_days=14),
-    storage=_STORAGE, archive=_ARCHIVE,
+    storage=replace(_STORAGE, cloudfront_downloads=True), archive=_ARCHIVE,
     api=ApiTier(throttle_rate_per_s=200, throttle_burst=400, rate_limit_per_minute=120, waf=False,
                 waf_ip_limit_per_5_minutes=0),
     availability_zones=2, nat_gateways=1, log_retention_days=90,
@@ -358,6 +367,10 @@ ENTERPRISE = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "brief: Enterprise adds WAF (CloudFront in front of the HTTP API)",
         "api.waf_ip_limit_per_5_minutes": "AWS WAF rate-based rule per source IP; 2,000 per 5 min = ~6.7 rps",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Enterprise: Multi-region S3 + CloudFront "
+                                        "(PDFs)",
+        "storage.replicate": "seed > Architecture by Scale > Enterprise: Multi-region S3 (PDFs); S3 replication "
+                             "to replica_region",
         "nat_gateways": "one per AZ: Pinecone's public API must survive the loss of an AZ",
     },
     name="enterprise", seed_scale="Enterprise", expected_documents=1_000_000, document_range=(1_000_000, None),
@@ -372,7 +385,7 @@ ENTERPRISE = _tier(
     archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
     queue=QueueTier(batch_size=1, max_batching_window_s=0, max_receive_count=5,
                     max_concurrency=50, dlq_retention_days=14),
-    storage=_STORAGE, archive=_ARCHIVE,
+    storage=replace(_STORAGE, cloudfront_downloads=True, replicate=True), archive=_ARCHIVE,
     api=ApiTier(throttle_rate_per_s=1000, throttle_burst=2000, rate_limit_per_minute=600, waf=True,
                 waf_ip_limit_per_5_minutes=2000),
     availability_zones=2, nat_gateways=2, log_retention_days=365,
