@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from percentiles import pct
+from router_client import RouterClient
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -220,7 +221,7 @@ class Run:
 
         with contextlib.suppress(Exception):
             if self.service is not None:
-                self.service.documents.close()
+                self.service.close()
         for d in self.pg_dirs:
             with contextlib.suppress(Exception):
                 stop_embedded(d)
@@ -380,7 +381,7 @@ def ingest_staged(run: Run, pdfs: list[Path]) -> dict[str, Any]:
             f"{f['parse_s']:.1f} s, chunk {f['chunk_s']:.1f} s, embed {f['embed_s']:.1f} s, store {f['store_s']:.2f} s")
     total = time.perf_counter() - t_all
     with contextlib.suppress(Exception):
-        svc.documents.close()
+        svc.close()
     from querio.adapters.postgres.embedded import stop_embedded
 
     stop_embedded(svc.settings.pg_dir)
@@ -500,32 +501,6 @@ def section_quality(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 # --- section: query latency -------------------------------------------------------------------------
 
-class RouterClient:
-    """POST /api/search through the one Powertools router, in-process, as API Gateway would call it."""
-
-    def __init__(self, service: Any) -> None:
-        from querio.api import router
-        from querio.api.local_server import LocalContext, build_event
-
-        self.router, self.build_event, self.context = router, build_event, LocalContext
-        router.set_service_factory(lambda: service)
-        self.claims = {"sub": "bench", "tenant_id": service.settings.local_tenant}
-
-    def search(self, query: str, k: int) -> tuple[float, dict[str, Any]]:
-        body = json.dumps({"query": query, "k": k}).encode()
-        t = time.perf_counter()
-        event = self.build_event("POST", "/api/search", {"content-type": "application/json"}, body,
-                                 source_ip="127.0.0.1", claims=self.claims)
-        resp = self.router.app.resolve(event, self.context())
-        ms = (time.perf_counter() - t) * 1000
-        if resp.get("statusCode") != 200:
-            raise RuntimeError(f"POST /api/search answered {resp.get('statusCode')}: {str(resp.get('body'))[:300]}")
-        return ms, json.loads(resp["body"])
-
-    def close(self) -> None:
-        self.router.set_service_factory(None)
-
-
 def section_query_latency(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     run.need_corpus()
     svc = run.build_service()  # result cache off, in-process cache for query embeddings (unique queries: misses)
@@ -550,7 +525,7 @@ def section_query_latency(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     finally:
         client.close()
         with contextlib.suppress(Exception):
-            svc.documents.close()
+            svc.close()
     out: dict[str, Any] = {"k": run.k_latency, "mode": "hybrid", "warmup": warmup,
                            "embedder": embedder_name(svc.embedder), "router": summary(lat),
                            "service_took": summary(took), "embed_only": summary(emb),
@@ -625,7 +600,7 @@ def section_cache(run: Run) -> dict[str, Any]:
             f"{out['redis']['hit']['p50_ms']} ms")
     finally:
         with contextlib.suppress(Exception):
-            svc.documents.close()
+            svc.close()
         deleted = 0
         for key in r.scan_iter(count=1000):  # the database was empty when we took it
             deleted += r.delete(key)
@@ -638,7 +613,7 @@ def section_cache(run: Run) -> dict[str, Any]:
             f"{out['memory']['hit']['p50_ms']} ms")
     finally:
         with contextlib.suppress(Exception):
-            mem.documents.close()
+            mem.close()
     return out
 
 

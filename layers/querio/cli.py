@@ -110,7 +110,7 @@ class Ctx:
     def close(self) -> None:
         if "service" in self.__dict__:
             try:
-                self.service.documents.close()
+                self.service.close()
             except Exception:  # closing must never mask the command's own result
                 log.debug("closing the document store failed", exc_info=True)
 

@@ -71,7 +71,15 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     exact_scan_max_rows: int = Field(
         default=20_000, ge=0,
-        description="tenants with at most this many chunks get an exact (not HNSW) vector scan",
+        description="tenants with at most this many chunks and no own index get an exact (not HNSW) vector scan",
+    )
+    tenant_index_min_rows: int = Field(
+        default=5_000, ge=0,
+        description="a tenant with more chunks gets its own (partial) HNSW index after an ingest; 0 = never",
+    )
+    text_depth: int = Field(
+        default=1000, ge=10, le=100_000,
+        description="BM25: postings read per query lexeme, best first (a rarer lexeme is read whole)",
     )
 
     # caching --------------------------------------------------------------------------------------------

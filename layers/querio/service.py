@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from querio.analytics import AnalyticsWriter
 from querio.config import Settings
 from querio.errors import RateLimited
 from querio.ingest.events import IngestPart
@@ -48,9 +50,13 @@ from querio.ports import (
     AnswerGenerator,
     BlobStore,
     Cache,
+    ChunkSearch,
     DocumentStore,
     Embedder,
+    QueryRecord,
+    RankedChunk,
     StoredChunk,
+    TenantIndexes,
     VectorStore,
     utcnow,
 )
@@ -91,14 +97,21 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
 class QuerioService:
     def __init__(self, *, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
-                 answerer: Callable[[Embedder], AnswerGenerator]) -> None:
+                 answerer: Callable[[Embedder], AnswerGenerator], search: ChunkSearch | None = None,
+                 indexes: TenantIndexes | None = None) -> None:
         self.settings = settings
         self.documents = documents
         self.vectors = vectors
         self.blobs = blobs
         self.cache = cache
+        #: one-call hybrid search (both legs and the fusion in the engine); None: fuse here
+        self.search_engine = search
+        self.indexes = indexes
+        self.analytics = AnalyticsWriter(documents)
         self._embedder_factory = embedder
         self._answerer_factory = answerer
+        self._indexing: set[str] = set()
+        self._indexing_lock = threading.Lock()
         self.pipeline = IngestPipeline(settings, documents, vectors, blobs, lambda: self.embedder)
 
     # lazily built: health checks and document listing never load the model
@@ -214,6 +227,7 @@ class QuerioService:
         self.documents.delete_chat_session(principal.tenant_id, session_id)
 
     def stats(self, principal: Principal) -> TenantStats:
+        self.analytics.flush()  # this process's own queries are counted
         return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
@@ -232,21 +246,28 @@ class QuerioService:
 
     def _retrieve(self, tenant: str, query: str, k: int, filters: SearchFilters, alpha: float) -> list[SearchHit]:
         n = k * self.settings.candidate_multiplier
-        vector_refs = self.vectors.query(tenant, self._query_vector(query), n, filters) if alpha > 0 else []
+        vector = self._query_vector(query) if alpha > 0 else None
+        if self.search_engine is not None:  # one call: both legs, the fusion and the fetch
+            ranked = self.search_engine.hybrid(tenant, query, vector, k=k, filters=filters, alpha=alpha,
+                                               rrf_k=self.settings.rrf_k, candidates=n)
+        else:
+            ranked = self._fuse_here(tenant, query, vector, k, n, filters, alpha)
+        return [SearchHit(
+            chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title, page=c.page_number,
+            page_end=c.page_end, chunk_index=c.chunk_index, score=round(r.score, 6), vector_rank=r.vector_rank,
+            text_rank=r.text_rank, snippet=make_snippet(c.content, query), content=c.content)
+            for r in ranked for c in (r.chunk,)]
+
+    def _fuse_here(self, tenant: str, query: str, vector: np.ndarray | None, k: int, n: int,
+                   filters: SearchFilters, alpha: float) -> list[RankedChunk]:
+        """The two legs from their own stores (a vector service and PostgreSQL full text), fused here."""
+        vector_refs = self.vectors.query(tenant, vector, n, filters) if vector is not None else []
         text_refs = self.documents.fulltext_search(tenant, query, n, filters) if alpha < 1 else []
         fused = rrf_fuse(vector_refs, text_refs, alpha=alpha, rrf_k=self.settings.rrf_k, limit=k)
         chunks = self.documents.fetch_chunks(tenant, [f.chunk_id for f in fused])
-        hits = []
-        for f in fused:
-            c = chunks.get(f.chunk_id)
-            if c is None:  # deleted between the two reads, or a vector with no chunk row
-                continue
-            hits.append(SearchHit(
-                chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
-                page=c.page_number, page_end=c.page_end, chunk_index=c.chunk_index, score=round(f.score, 6),
-                vector_rank=f.vector_rank, text_rank=f.text_rank, snippet=make_snippet(c.content, query),
-                content=c.content))
-        return hits
+        # a chunk deleted between the reads, or a vector with no chunk row, is skipped
+        return [RankedChunk(chunks[f.chunk_id], f.score, f.vector_rank, f.text_rank)
+                for f in fused if f.chunk_id in chunks]
 
     def _query_vector(self, query: str) -> np.ndarray:
         embedder = self.embedder
@@ -269,14 +290,45 @@ class QuerioService:
         return Answer(answer=text, mode=mode, citations=citations, sources=hits, model=self.answerer.model)
 
     def _after_query(self, principal: Principal, query: str, hits: list[SearchHit], took_ms: float) -> None:
+        """Popular-query tally now (one cache call); the analytics row and the documents' access
+        times are queued for the background writer (``querio.analytics``), off the request path."""
         self._track_query(principal, query)
-        try:
-            self.documents.touch_documents(principal.tenant_id, list({h.document_id for h in hits}))
-            self.documents.record_query(principal.tenant_id, principal.user_id, query,
-                                        response_time_ms=int(took_ms), chunks_retrieved=len(hits),
-                                        success=bool(hits))
-        except Exception:  # analytics must never fail a search
-            log.warning("could not record query analytics", exc_info=True)
+        self.analytics.submit(
+            QueryRecord(tenant_id=principal.tenant_id, user_id=principal.user_id, query=query,
+                        response_time_ms=int(took_ms), chunks_retrieved=len(hits), success=bool(hits),
+                        created_at=utcnow()),
+            list({h.document_id for h in hits}))
+
+    def close(self) -> None:
+        """Write queued analytics, then close the database pool (tests, the CLI, the bench)."""
+        self.analytics.close()
+        self.documents.close()
+
+    def maintain_indexes(self, tenant: str, *, background: bool = True) -> None:
+        """Give the tenant its own vector index once it is big enough (``TenantIndexes``), in a
+        background thread by default (the build takes seconds to minutes; searches go on with
+        the exact or shared-index plan meanwhile). One build per tenant at a time."""
+        if self.indexes is None or not self.indexes.index_due(tenant):
+            return
+        with self._indexing_lock:
+            if tenant in self._indexing:
+                return
+            self._indexing.add(tenant)
+
+        def build() -> None:
+            try:
+                assert self.indexes is not None
+                self.indexes.ensure_tenant_index(tenant)
+            except Exception:  # a failed build leaves the tenant on its current plan
+                log.warning("could not build the vector index of tenant %r", tenant, exc_info=True)
+            finally:
+                with self._indexing_lock:
+                    self._indexing.discard(tenant)
+
+        if background:
+            threading.Thread(target=build, name=f"querio-index-{tenant}", daemon=True).start()
+        else:
+            build()
 
     def _sync_vectors(self, tenant: str, outcome: IngestOutcome, *, replaced: bool = False) -> None:
         """Copy a just-completed document's vectors to an external index (Pinecone), after the
@@ -290,6 +342,7 @@ class QuerioService:
 
     def _bump_generation(self, tenant: str) -> None:
         self.cache.incr(self._generation_key(tenant))
+        self.maintain_indexes(tenant)
 
     def _result_key(self, tenant: str, kind: str, payload: dict[str, object]) -> str | None:
         """Key of a cached result, or ``None`` when caching must be skipped.
