@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # caching --------------------------------------------------------------------------------------------
     embedding_cache_ttl_s: int = Field(default=86_400, ge=0, description="the seed's 24 h")
     result_cache: bool = True
+    corpus_version_ttl_s: float = Field(
+        default=5.0, ge=0.0, le=300.0,
+        description="seconds a process reuses a tenant's corpus version (PostgreSQL) in result-cache keys",
+    )
 
     # AWS (the serverless runtime; issue 3) ---------------------------------------------------------------
     s3_bucket: str | None = Field(default=None, description="PDF bucket (required when blob_backend=s3)")

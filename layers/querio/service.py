@@ -112,6 +112,8 @@ class QuerioService:
         self._answerer_factory = answerer
         self._indexing: set[str] = set()
         self._indexing_lock = threading.Lock()
+        #: tenant -> (read at, corpus version): see ``_corpus_version``
+        self._versions: dict[str, tuple[float, str]] = {}
         self.pipeline = IngestPipeline(settings, documents, vectors, blobs, lambda: self.embedder)
 
     # lazily built: health checks and document listing never load the model
@@ -341,6 +343,7 @@ class QuerioService:
         return f"gen:{tenant}"
 
     def _bump_generation(self, tenant: str) -> None:
+        self._versions.pop(tenant, None)
         self.cache.incr(self._generation_key(tenant))
         self.maintain_indexes(tenant)
 
@@ -350,17 +353,29 @@ class QuerioService:
         Two generations are in the key. The cache's ``gen:`` counter is bumped by every upload,
         delete and reprocess; a bump can fail while Redis is down, so the key also carries the
         corpus version read from PostgreSQL (``DocumentStore.corpus_version``), which changes in
-        the same transaction as the corpus itself. A stale result can therefore never be served,
-        whatever Redis went through.
+        the same transaction as the corpus itself. The version is read at most once per
+        ``corpus_version_ttl_s`` per tenant and process (not per request), and forgotten at once
+        by this process's own writes: a stale result is never served after a write made here,
+        and after another process's write only if Redis also lost that write's bump, for at
+        most the TTL.
         """
         if not self.settings.result_cache:
             return None
         generation = self.cache.get_int(self._generation_key(tenant))
         if generation < 0:
             return None
-        version = self.documents.corpus_version(tenant)
+        version = self._corpus_version(tenant)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
         return f"res:{tenant}:{generation}:{version}:{kind}:{digest}"
+
+    def _corpus_version(self, tenant: str) -> str:
+        now = time.monotonic()
+        cached = self._versions.get(tenant)
+        if cached is not None and now - cached[0] < self.settings.corpus_version_ttl_s:
+            return cached[1]
+        version = self.documents.corpus_version(tenant)
+        self._versions[tenant] = (now, version)
+        return version
 
     # --- S3, archive and restore (issue 3) --------------------------------------------------------
     #: A presigned upload stays valid this long: enough to start a large upload on a slow link.
