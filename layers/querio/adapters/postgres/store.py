@@ -156,13 +156,20 @@ class PostgresDocumentStore:
     # plumbing ------------------------------------------------------------------------------------
     def _configure(self, conn: Conn) -> None:
         """Per new connection: session settings and the pgvector adapters."""
+        # work_mem: a search's BM25 aggregates a few thousand postings; at the default 4 MB its
+        # hash aggregate spilled to disk (bench scale section, 10K chunks)
         conn.execute("SELECT set_config('statement_timeout', %s, false),"
-                     " set_config('TimeZone', 'UTC', false)", (str(self._statement_timeout_ms),))
+                     " set_config('TimeZone', 'UTC', false), set_config('work_mem', '32MB', false)",
+                     (str(self._statement_timeout_ms),))
         try:
             register_vector(conn)  # dumpers/loaders for vector and bit (and halfvec/sparsevec on >= 0.7)
         except psycopg.ProgrammingError:
             # the vector type is missing: migrations have not run yet on this database.
             log.warning("pgvector type not found; run querio.adapters.postgres.migrate.migrate() first")
+
+    def reset_session(self, conn: Conn) -> None:
+        """Put a pooled connection's session settings back (after a maintenance statement)."""
+        self._configure(conn)
 
     def _get_pool(self) -> ConnectionPool[Conn]:
         if self._pool is None:
@@ -837,11 +844,12 @@ class PostgresDocumentStore:
         if embeddings is not None and embeddings.shape[0] != len(chunks):
             raise ValidationFailed(f"embeddings shape {embeddings.shape} does not match {len(chunks)} chunks")
         with self.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")  # a bulk load may take minutes
             with conn.cursor().copy(
                     "COPY documents (id, tenant_id, filename, original_filename, file_size, content_sha256,"
                     " storage_type, processing_status, processed, chunk_count, tags) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["uuid", "text", "text", "text", "int8", "bpchar", "text", "text", "bool", "int4",
+                copy.set_types(["uuid", "text", "text", "text", "int8", "text", "text", "text", "bool", "int4",
                                 "text[]"])
                 counts: dict[uuid.UUID, int] = {}
                 for doc_id, _, _, _ in chunks:

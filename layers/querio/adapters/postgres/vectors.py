@@ -178,10 +178,22 @@ class PgVectorStore:
                 return False
             with_params = self._index_options(conn)
             conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+            # a build takes seconds to many minutes: no statement timeout, and room for the whole
+            # graph in memory (~3 KB a row: the vector and its neighbour lists; a graph that
+            # outgrows maintenance_work_mem is built far more slowly). Session settings (CREATE
+            # INDEX CONCURRENTLY cannot run in a transaction), reset before the connection goes back.
+            memory_mb = min(4096, max(64, rows * 3 // 1024))
+            conn.execute("SELECT set_config('statement_timeout', '0', false),"
+                         " set_config('maintenance_work_mem', %s, false)", (f"{memory_mb}MB",))
             started = time.perf_counter()
-            conn.execute(sql.SQL(
-                "CREATE INDEX CONCURRENTLY {} ON document_chunks USING hnsw (embedding vector_cosine_ops){}"
-                " WHERE tenant_id = {}").format(sql.Identifier(name), sql.SQL(with_params), sql.Literal(tenant_id)))
+            try:
+                conn.execute(sql.SQL(
+                    "CREATE INDEX CONCURRENTLY {} ON document_chunks USING hnsw (embedding vector_cosine_ops){}"
+                    " WHERE tenant_id = {}").format(sql.Identifier(name), sql.SQL(with_params),
+                                                   sql.Literal(tenant_id)))
+            finally:
+                conn.execute("RESET statement_timeout; RESET maintenance_work_mem")
+                self._store.reset_session(conn)
             log.info("built %s for tenant %r (%d rows) in %.1f s", name, tenant_id, rows,
                      time.perf_counter() - started)
         with self._lock:
