@@ -431,6 +431,13 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += [f"POST /api/search, k = {cc.get('k')}, unique queries (result cache off), "
                   f"{cc.get('duration_s')} s per level.", ""]
         lines += _table(["connections", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+        hu = cc.get("health_during_upload") or {}
+        if "p99_ms" in hu:
+            lines += [f"`GET /api/health` every 50 ms while `{hu['file']}` ({hu['pages']} pages) was uploaded and "
+                      f"ingested ({hu['upload_s']} s, {hu['status']}): {hu['requests']} checks, p50 {hu['p50_ms']} ms, "
+                      f"p99 {hu['p99_ms']} ms, max {hu['max_ms']} ms.", ""]
+        elif hu:
+            lines += [f"Health during an upload: failed: `{hu.get('error')}`", ""]
 
     runs = [[f"`{n}`", v.get("status"), v.get("seconds"),
              f"{_get(v, 'loadavg', 'start') or '?'} → {_get(v, 'loadavg', 'end') or '?'}"]

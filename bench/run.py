@@ -716,6 +716,14 @@ def section_concurrency(run: Run) -> dict[str, Any]:
             out["levels"].append(lv)
             say(f"concurrency: {conns}: {lv['throughput_rps']} req/s, p50 {lv['p50_ms']} ms, p99 {lv['p99_ms']} ms, "
                 f"{lv['errors']} errors")
+        try:
+            out["health_during_upload"] = health_during_upload(port, max(run.pdfs.glob("*.pdf"),
+                                                                          key=lambda f: f.stat().st_size), run.salt)
+            hu = out["health_during_upload"]
+            say(f"concurrency: /api/health during a {hu['upload_s']:.0f} s upload: p50 {hu['p50_ms']} ms, "
+                f"p99 {hu['p99_ms']} ms over {hu['requests']} checks")
+        except Exception as exc:  # recorded; the load levels above still stand
+            out["health_during_upload"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     finally:
         srv.terminate()
         try:
@@ -725,6 +733,41 @@ def section_concurrency(run: Run) -> dict[str, Any]:
             srv.wait()
         log.close()
     return out
+
+
+def health_during_upload(port: int, pdf: Path, salt: str, every_s: float = 0.05) -> dict[str, Any]:
+    """``GET /api/health`` every ``every_s`` from one thread while another uploads ``pdf`` (made a new
+    document by bytes appended after its end) to the same ``querio serve``: the health p50/p99."""
+    import threading
+
+    data = pdf.read_bytes() + f"\n% bench {salt}\n".encode()
+    boundary = f"bench{salt}"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload-{pdf.name}"\r\n'
+            "Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    lat: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=60) as r:
+                r.read()
+            lat.append((time.perf_counter() - t) * 1000)
+            done.wait(every_s)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    t = time.perf_counter()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/documents", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        outcome = json.loads(r.read())["outcome"]
+    upload_s = time.perf_counter() - t
+    done.set()
+    poller.join(60)
+    return {"file": pdf.name, "pages": outcome.get("pages"), "status": outcome.get("status"),
+            "upload_s": round(upload_s, 1), "requests": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+            "max_ms": round(max(lat), 2) if lat else None}
 
 
 # --- section: scale ---------------------------------------------------------------------------------

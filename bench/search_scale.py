@@ -10,8 +10,9 @@ variant's vector is its source chunk's real vector plus gaussian noise (per-dime
 ``SIGMA``, cosine to the source ~0.85), re-normalised: never uniform random.
 
 Loading. ``PostgresDocumentStore.bulk_load`` (binary COPY into the product's tables, then the
-ingest path's own statements for postings, document frequencies and counters), then the tenant's
-own HNSW index (``PgVectorStore.ensure_tenant_index``). The 1M database holds the 1M tenant, a 1%
+ingest path's own statements for postings, document frequencies and counters) with the postings'
+indexes deferred (``DeferredIndexes``), then each tenant's own HNSW index
+(``PgVectorStore.ensure_tenant_index``). The 1M database holds the 1M tenant, a 1%
 tenant (10K chunks) and another of 20K: the big tenant is one among others.
 
 Measured per tenant, through ``POST /api/search`` in-process (router, validation, query embedding
@@ -193,11 +194,8 @@ def embed_cached(embedder: Any, texts: list[str], say: Callable[[str], None]) ->
     return vectors
 
 
-def load(store: Any, vectors_store: Any, corpus: Corpus, say: Callable[[str], None], *,
-         batch_rows: int = 20_000) -> dict[str, Any]:
-    """``bulk_load`` in batches of whole documents (about ``batch_rows`` chunks each), then
-    VACUUM ANALYZE and the tenant's own HNSW index."""
-    out: dict[str, Any] = {}
+def load(store: Any, corpus: Corpus, say: Callable[[str], None], *, batch_rows: int = 20_000) -> dict[str, Any]:
+    """``bulk_load`` in batches of whole documents (about ``batch_rows`` chunks each)."""
     t = time.perf_counter()
     order = np.argsort(corpus.doc_of, kind="stable")
     bounds = np.searchsorted(corpus.doc_of[order], np.arange(len(corpus.documents) + 1))
@@ -210,21 +208,52 @@ def load(store: Any, vectors_store: Any, corpus: Corpus, say: Callable[[str], No
                         [(corpus.documents[int(corpus.doc_of[i])][0], corpus.texts[i], int(corpus.chunk_index[i]),
                           int(corpus.pages[i])) for i in rows.tolist()], corpus.vectors[rows])
         lo = hi
-        say(f"search scale: {corpus.tenant}: {bounds[lo]:,} of {len(corpus.texts):,} chunks loaded")
-    out["load_s"] = round(time.perf_counter() - t, 1)
-    with store.connection() as conn:
-        conn.execute("SET statement_timeout = 0")
-        conn.execute("VACUUM ANALYZE document_chunks")
-        conn.execute("VACUUM ANALYZE chunk_terms")
-        conn.execute("ANALYZE documents")
-        conn.execute("ANALYZE tenant_terms")
-        store.reset_session(conn)
-    t = time.perf_counter()
-    built = vectors_store.ensure_tenant_index(corpus.tenant)
-    out["tenant_index_build_s"] = round(time.perf_counter() - t, 1) if built else None
-    say(f"search scale: {corpus.tenant}: loaded {len(corpus.texts):,} chunks in {out['load_s']} s; own HNSW index "
-        f"{'built in ' + str(out['tenant_index_build_s']) + ' s' if built else 'not built (below the threshold)'}")
-    return out
+        if bounds[lo] % 100_000 < batch_rows or lo == len(corpus.documents):
+            say(f"search scale: {corpus.tenant}: {bounds[lo]:,} of {len(corpus.texts):,} chunks loaded")
+    return {"load_s": round(time.perf_counter() - t, 1)}
+
+
+#: Dropped for the bulk load and rebuilt after it (a load into an empty schema, as a restore
+#: would do it): maintaining them row by row made a 100K load take minutes per 20K rows.
+DEFERRED_INDEXES = ("idx_chunk_terms_impact",)
+
+
+class DeferredIndexes:
+    """Drop the postings' indexes and constraints (and the shared HNSW index) for a bulk load;
+    ``restore`` re-creates the postings' ones from their own definitions. The shared HNSW index
+    stays dropped: every tenant measured here has its own, and the shared one only serves a big
+    tenant before its own exists (building it for 1M+ rows would take most of an hour)."""
+
+    def __init__(self, store: Any) -> None:
+        from querio.adapters.postgres.vectors import HNSW_INDEX
+
+        self.store = store
+        with store.connection() as conn:
+            self.indexes = [r[0] for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = ANY(%s)", (list(DEFERRED_INDEXES),))]
+            self.constraints = [(r[0], r[1]) for r in conn.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = 'chunk_terms'::regclass ORDER BY contype DESC")]  # p (key) before f
+            for name in (*DEFERRED_INDEXES, HNSW_INDEX):
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            for name, _ in self.constraints:
+                conn.execute(f"ALTER TABLE chunk_terms DROP CONSTRAINT {name}")
+
+    def restore(self) -> float:
+        t = time.perf_counter()
+        with self.store.connection() as conn:
+            conn.execute("SET statement_timeout = 0")
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            for name, definition in self.constraints:
+                conn.execute(f"ALTER TABLE chunk_terms ADD CONSTRAINT {name} {definition}")
+            for definition in self.indexes:
+                conn.execute(definition)
+            conn.execute("VACUUM ANALYZE document_chunks")
+            conn.execute("VACUUM ANALYZE chunk_terms")
+            conn.execute("ANALYZE documents")
+            conn.execute("ANALYZE tenant_terms")
+            self.store.reset_session(conn)
+        return round(time.perf_counter() - t, 1)
 
 
 def filters_for(corpus: Corpus) -> dict[str, dict[str, Any]]:
@@ -374,14 +403,23 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
                                    "server": server}
             try:
                 corpora = []
+                deferred = DeferredIndexes(svc.documents)
                 for tenant, size, measured in tenants_for(n):
                     corpus = build_corpus(base, tenant, size, seed=seed + size, say=say,
                                           embedder=embedder if size <= 10_000 else None)
-                    corpus.extra = load(svc.documents, svc.vectors, corpus, say)
+                    corpus.extra = load(svc.documents, corpus, say)
                     if measured:
                         corpora.append(corpus)
                     if seed_search is not None and size == 10_000 and measured:
                         res["seed_chroma"] = _seed(seed_search, corpus, queries, work_dir, say)
+                res["postings_indexes_rebuild_s"] = deferred.restore()
+                res["shared_hnsw_index"] = "dropped for the load (each measured tenant has its own)"
+                for corpus in corpora:
+                    t = time.perf_counter()
+                    built = svc.vectors.ensure_tenant_index(corpus.tenant)
+                    corpus.extra["tenant_index_build_s"] = round(time.perf_counter() - t, 1) if built else None
+                    say(f"search scale: {corpus.tenant}: own HNSW index "
+                        + (f"built in {corpus.extra['tenant_index_build_s']} s" if built else "not built"))
                 svc.embedder.embed_query("warm up")
                 for corpus in corpora:
                     res[corpus.tenant] = measure(svc, corpus, queries, say, recall_queries=recall_queries) \

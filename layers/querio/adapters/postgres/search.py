@@ -99,14 +99,14 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
                   "  GROUP BY t.chunk_id),")
     else:
         scored = (
-            # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact)
-            " t_top AS MATERIALIZED (SELECT q.lexeme, p.chunk_id, p.tf, p.dl FROM t_q q CROSS JOIN LATERAL"
-            "  (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t WHERE t.tenant_id = %(tenant)s"
+            # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact),
+            # scored with the exact BM25 term weight as they are read
+            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.bit, {bm25_p} AS score FROM t_q q CROSS JOIN t_st st"
+            "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t WHERE t.tenant_id = %(tenant)s"
             "   AND t.lexeme = q.lexeme ORDER BY t.impact DESC LIMIT %(depth)s) p),"
-            # exact BM25 over the lexemes each chunk was met with; keep the best
-            " t_part AS MATERIALIZED (SELECT p.chunk_id, sum({bm25_p}) AS score, bit_or(q.bit) AS seen"
-            "  FROM t_top p JOIN t_q q ON q.lexeme = p.lexeme CROSS JOIN t_st st GROUP BY p.chunk_id"
-            "  ORDER BY score DESC, p.chunk_id LIMIT %(rescore)s),"
+            # BM25 over the lexemes each chunk was met with; keep the best
+            " t_part AS MATERIALIZED (SELECT chunk_id, sum(score) AS score, bit_or(bit) AS seen FROM t_top"
+            "  GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(rescore)s),"
             # lexemes that were cut (more postings than depth) and not met: probe (chunk, lexeme)
             " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_part c"
             "  JOIN t_q q ON q.df > %(depth)s AND c.seen & q.bit = 0"

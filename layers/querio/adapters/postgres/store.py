@@ -870,9 +870,7 @@ class PostgresDocumentStore:
             conn.execute("INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
                          " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
                          f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {where}", params)
-            _move_df(conn, tenant_id, sql.SQL(
-                "SELECT t.lexeme, count(*) FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id"
-                f" WHERE {where} GROUP BY t.lexeme"), ([], []), params)
+            _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=where)), ([], []), params)
             row = conn.execute(f"SELECT count(*), COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {where}",
                                params).fetchone()
             assert row is not None
@@ -916,6 +914,11 @@ _DOC_CHUNKS = ("c.document_id = %(doc)s AND c.tenant_id = %(tenant)s"
 
 Terms = tuple[list[str], list[int]]  # lexemes and their chunk counts (document frequencies)
 
+#: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
+#: (the source of their postings) rather than from the postings table.
+_LEXEME_COUNTS = ("SELECT u.lexeme, count(*) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+                  " WHERE {where} GROUP BY u.lexeme")
+
 
 def _doc_params(tenant_id: str, document_id: uuid.UUID, lo: int | None, hi: int | None) -> dict[str, Any]:
     return {"doc": document_id, "tenant": tenant_id, "lo": lo, "hi": hi}
@@ -925,9 +928,8 @@ def _terms_of(conn: Conn, tenant_id: str, document_id: uuid.UUID, lo: int | None
               hi: int | None = None) -> Terms:
     """Per lexeme, how many of the document's (range's) chunks hold it: what their removal
     takes from the tenant's document frequencies. Read before the chunks are deleted."""
-    rows = conn.execute(
-        "SELECT t.lexeme, count(*) FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id"
-        f" WHERE {_DOC_CHUNKS} GROUP BY t.lexeme", _doc_params(tenant_id, document_id, lo, hi)).fetchall()
+    params = _doc_params(tenant_id, document_id, lo, hi)
+    rows = conn.execute(_LEXEME_COUNTS.format(where=_DOC_CHUNKS), params).fetchall()
     return [r[0] for r in rows], [int(r[1]) for r in rows]
 
 
@@ -968,9 +970,7 @@ def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID, *, removed:
         "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
         " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
         f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {_DOC_CHUNKS}", params)
-    _move_df(conn, tenant_id, sql.SQL(
-        "SELECT t.lexeme, count(*) FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id"
-        f" WHERE {_DOC_CHUNKS} GROUP BY t.lexeme"), removed or ([], []), params)
+    _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=_DOC_CHUNKS)), removed or ([], []), params)
     row = conn.execute(f"SELECT COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {_DOC_CHUNKS}",
                        params).fetchone()
     return int(row[0]) if row else 0
