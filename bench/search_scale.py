@@ -1,13 +1,14 @@
 """Scale section, real text: hybrid search through the product's own path at 10K / 100K / 1M chunks.
 
 Corpus. The chunks of the eval PDFs (``../shared/eval/pdfs``), made by the product's parser and
-chunker, embedded by the product's embedder, are the base (2,354 chunks). Bigger tenants are the
-base plus variants of its chunks: sentences shuffled, one sentence swapped for another of the same
-manual, ~8% of the words replaced by other words of that manual: real words, so BM25 sees real
-term statistics, but no two chunks alike. Each manual's replica is a document (its pages kept).
-Vectors: at 10K every variant is embedded for real (cached in ``bench/.cache``); at 100K and 1M a
-variant's vector is its source chunk's real vector plus gaussian noise (per-dimension sigma
-``SIGMA``, cosine to the source ~0.85), re-normalised: never uniform random.
+chunker, embedded by the product's embedder, are the base (2,388 chunks). Bigger tenants are the
+base plus variants of its chunks (``vary``): two thirds of a chunk's sentences, shuffled, mixed with
+two sentences of a donor chunk of the same manual, and ~15% of the words replaced by other words of
+that manual: real words, so BM25 sees real term statistics, but no two chunks alike. Each manual's
+replica is a document (its pages kept). Vectors: at 10K every variant is embedded for real
+(cached in ``bench/.cache``); at 100K and 1M a variant's vector is derived from real ones: its
+source chunk's and its donor's real vectors weighted like the text (3:1 on average) plus gaussian
+noise (per-dimension sigma ``SIGMA``), re-normalised; never uniform random.
 
 Loading. ``PostgresDocumentStore.bulk_load`` (binary COPY into the product's tables, then the
 ingest path's own statements for postings, document frequencies and counters) with the postings'
@@ -41,10 +42,12 @@ from percentiles import pct
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"
-#: per-dimension noise of a derived vector (||noise|| ~ 0.6: cosine to its source ~ 0.85)
-SIGMA = 0.03
+#: per-dimension noise on a derived vector (||noise|| ~ 0.2). Copies of one vector plus noise alone
+#: (no donor) made clusters of ~40 near-duplicates whose neighbour lists HNSW filled with each
+#: other: recall@10 0.42 at 100K, an artefact no real corpus has
+SIGMA = 0.01
 #: share of a variant's words replaced by other words of the same manual
-WORD_SWAP = 0.08
+WORD_SWAP = 0.15
 #: a document carries the tag "rare" when its number % this == 3 (~1% of documents)
 RARE_EVERY = 97
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
@@ -116,14 +119,17 @@ def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[s
     return Base(texts, pages, source, contexts, manuals, vectors)
 
 
-def vary(text: str, rng: np.random.Generator, donors: list[str], vocab: list[str]) -> str:
-    """A variant of ``text`` in real words: sentences shuffled, one swapped for a donor sentence of
-    the same manual, ~``WORD_SWAP`` of the longer words replaced by words of that manual."""
-    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
-    if len(sentences) > 1:
-        rng.shuffle(sentences)  # type: ignore[arg-type]
-        if donors:
-            sentences[int(rng.integers(len(sentences)))] = donors[int(rng.integers(len(donors)))]
+def vary(text: str, donor: str, rng: np.random.Generator, vocab: list[str]) -> str:
+    """A variant of ``text`` in real words: its sentences shuffled, about a third of them dropped,
+    up to two sentences of ``donor`` (another chunk of the same manual) mixed in, and ~``WORD_SWAP``
+    of the longer words replaced by words of that manual."""
+    own = [x for x in _SENTENCE.split(text) if x.strip()]
+    rng.shuffle(own)  # type: ignore[arg-type]
+    keep = own[:max(1, round(len(own) * 0.67))]
+    extra = [x for x in _SENTENCE.split(donor) if len(x) > 20]
+    rng.shuffle(extra)  # type: ignore[arg-type]
+    sentences = keep + extra[:2]
+    rng.shuffle(sentences)  # type: ignore[arg-type]
     out = " ".join(sentences)
     if vocab:
         def swap(m: re.Match[str]) -> str:
@@ -135,21 +141,24 @@ def vary(text: str, rng: np.random.Generator, donors: list[str], vocab: list[str
 def build_corpus(base: Base, tenant: str, n: int, *, seed: int, embedder: Any | None,
                  say: Callable[[str], None]) -> Corpus:
     """``n`` rows: the base chunks, then variants (round-robin over the base) grouped into one
-    document per (manual, replica). Real embeddings for variants when ``embedder`` is given."""
+    document per (manual, replica). A variant mixes its source chunk with a donor chunk of the
+    same manual; its vector is embedded for real (``embedder``) or derived: the source's real
+    vector and the donor's, weighted about 3:1 like the text, plus noise, re-normalised."""
     rng = np.random.default_rng(seed)
     nb = len(base.texts)
-    donors: dict[int, list[str]] = {}
+    by_manual: dict[int, list[int]] = {}
     vocab: dict[int, list[str]] = {}
-    for text, m in zip(base.texts, base.source, strict=True):
-        donors.setdefault(m, []).extend(s for s in _SENTENCE.split(text) if len(s) > 40)
+    for j, (text, m) in enumerate(zip(base.texts, base.source, strict=True)):
+        by_manual.setdefault(m, []).append(j)
         vocab.setdefault(m, []).extend(_WORD.findall(text))
     for m in vocab:
         vocab[m] = sorted(set(vocab[m]))
     src = np.arange(n) % nb
     replica = np.arange(n) // nb
+    donor = np.array([int(rng.choice(by_manual[base.source[j]])) for j in src.tolist()]) if n > nb else src
     t = time.perf_counter()
-    texts = [base.texts[j] if r == 0 else vary(base.texts[j], rng, donors[base.source[j]], vocab[base.source[j]])
-             for j, r in zip(src.tolist(), replica.tolist(), strict=True)]
+    texts = [base.texts[j] if r == 0 else vary(base.texts[j], base.texts[d], rng, vocab[base.source[j]])
+             for j, d, r in zip(src.tolist(), donor.tolist(), replica.tolist(), strict=True)]
     say(f"search scale: {tenant}: {n:,} chunk texts ({n - min(n, nb):,} variants) in {time.perf_counter() - t:.0f} s")
     manual = np.asarray(base.source)[src]
     key = replica * len(base.manuals) + manual
@@ -168,11 +177,15 @@ def build_corpus(base: Base, tenant: str, n: int, *, seed: int, embedder: Any | 
     derived = embedder is None
     if derived:
         noise = np.random.default_rng(seed + 1)
-        vectors = np.empty((n, base.vectors.shape[1]), dtype=np.float32)
+        dim = base.vectors.shape[1]
+        vectors = np.empty((n, dim), dtype=np.float32)
         for lo in range(0, n, 100_000):
             hi = min(n, lo + 100_000)
-            x = base.vectors[src[lo:hi]] + noise.normal(0.0, SIGMA, (hi - lo, base.vectors.shape[1])).astype(np.float32)
-            x[replica[lo:hi] == 0] = base.vectors[src[lo:hi]][replica[lo:hi] == 0]
+            w = noise.uniform(0.6, 0.9, (hi - lo, 1)).astype(np.float32)
+            x = (w * base.vectors[src[lo:hi]] + (1 - w) * base.vectors[donor[lo:hi]]
+                 + noise.normal(0.0, SIGMA, (hi - lo, dim)).astype(np.float32))
+            original = replica[lo:hi] == 0
+            x[original] = base.vectors[src[lo:hi]][original]
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             vectors[lo:hi] = x
     else:

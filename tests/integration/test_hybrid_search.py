@@ -172,6 +172,12 @@ def test_bm25_filtered_ranks_like_the_reference(corpus: Corpus) -> None:
         in_doc = {r[0] for r in conn.execute("SELECT id FROM document_chunks WHERE document_id = %s", (doc,))}
     ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, QUERIES[2]).items() if c in in_doc}
     _assert_ranked_like(search.fulltext(BIG, QUERIES[2], 10, SearchFilters(document_ids=[doc])), ref, 10)
+    with psycopg.connect(corpus.dsn) as conn:  # a page range: the postings path, filtered before the depth
+        on_pages = {r[0] for r in conn.execute("SELECT id FROM document_chunks WHERE page_number BETWEEN 3 AND 5")}
+    for exact in (False, True):
+        ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, QUERIES[3]).items() if c in on_pages}
+        got = search.fulltext(BIG, QUERIES[3], 10, SearchFilters(page_from=3, page_to=5), exact=exact)
+        _assert_ranked_like(got, ref, 10)
 
 
 def _counted_df(dsn: str) -> dict[tuple[str, str], int]:

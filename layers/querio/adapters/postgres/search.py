@@ -67,7 +67,7 @@ _TEXT_TERMS = (
     "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
     # bit: the lexeme's flag in a chunk's "met with" mask (lexemes past the 62nd have none: never "met")
     " t_q AS MATERIALIZED (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf,"
-    "  CASE WHEN l.n <= 62 THEN 1::int8 << (l.n::int - 1) ELSE 0 END AS bit"
+    "  l.n, CASE WHEN l.n <= 62 THEN 1::int8 << (l.n::int - 1) ELSE 0 END AS bit"
     "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) WITH ORDINALITY AS l(lexeme, n)"
     "  JOIN tenant_terms tt ON tt.tenant_id = %(tenant)s AND tt.lexeme = l.lexeme AND tt.df > 0"
     "  CROSS JOIN t_st st),"
@@ -77,47 +77,64 @@ _TEXT_TERMS = (
 def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
              rescore: int = TEXT_RESCORE) -> tuple[sql.Composed, dict[str, Any]]:
     """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
-    ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id)."""
+    ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
+
+    Three shapes: a selective filter (documents, tags: few chunks) scores every chunk it keeps,
+    exactly; ``exact`` sums every posting of the query's lexemes (the reference); otherwise
+    each lexeme's ``depth`` best postings (those passing page/date filters, if any) are read
+    best-impact first and the ``rescore`` best chunks completed (module docstring)."""
     where, params = search_filter_sql(filters)
     params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore)
     ranked = (" text_leg AS MATERIALIZED (SELECT s.chunk_id AS id,"
               "  row_number() OVER (ORDER BY s.score DESC, s.chunk_id) AS rank, s.score FROM {scored}"
               "  ORDER BY s.score DESC, s.chunk_id LIMIT %(n)s)")
-    if not filters.is_empty():
-        # every matching posting; the planner drives from the filtered chunks or the postings
+    if filters.document_ids or filters.tags:
+        # the filtered chunks (through the document indexes), each probed for the query's lexemes
         body = sql.SQL(
             _TEXT_TERMS
-            + " t_scored AS (SELECT c.id AS chunk_id, sum({bm25}) AS score FROM {live}"
-            "  JOIN chunk_terms t ON t.chunk_id = c.id JOIN t_q q ON q.lexeme = t.lexeme CROSS JOIN t_st st"
-            "  WHERE {live_where} {filters} GROUP BY c.id),"
+            + " t_c AS MATERIALIZED (SELECT c.id FROM {live} WHERE {live_where} {filters}),"
+            " t_scored AS (SELECT t.chunk_id, sum({bm25}) AS score FROM t_c JOIN t_q q ON true"
+            "  JOIN chunk_terms t ON t.chunk_id = t_c.id AND t.lexeme = q.lexeme CROSS JOIN t_st st"
+            "  GROUP BY t.chunk_id),"
             + ranked.format(scored="t_scored s")
         ).format(bm25=_bm25("t"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
         return body, params
     if exact:
         scored = (" t_scored AS (SELECT t.chunk_id, sum({bm25}) AS score FROM t_q q"
                   "  JOIN chunk_terms t ON t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme CROSS JOIN t_st st"
-                  "  GROUP BY t.chunk_id),")
+                  "  {filtered} GROUP BY t.chunk_id),")
     else:
         scored = (
-            # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact),
-            # scored with the exact BM25 term weight as they are read
-            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.bit, {bm25_p} AS score FROM t_q q CROSS JOIN t_st st"
-            "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t WHERE t.tenant_id = %(tenant)s"
-            "   AND t.lexeme = q.lexeme ORDER BY t.impact DESC LIMIT %(depth)s) p),"
+            # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact;
+            # with page/date filters, the first ``depth`` that pass them), scored as they are read
+            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.n, q.bit, {bm25_p} AS score FROM t_q q CROSS JOIN t_st st"
+            "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t {filtered_lateral}"
+            "   ORDER BY t.impact DESC LIMIT %(depth)s) p),"
+            # the lexemes whose list was cut at depth (the others were read whole)
+            " t_cut AS MATERIALIZED (SELECT n FROM t_top GROUP BY n HAVING count(*) >= %(depth)s),"
             # BM25 over the lexemes each chunk was met with; keep the best
             " t_part AS MATERIALIZED (SELECT chunk_id, sum(score) AS score, bit_or(bit) AS seen FROM t_top"
             "  GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(rescore)s),"
-            # lexemes that were cut (more postings than depth) and not met: probe (chunk, lexeme)
+            # cut lexemes a kept chunk was not met with: probe (chunk, lexeme)
             " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_part c"
-            "  JOIN t_q q ON q.df > %(depth)s AND c.seen & q.bit = 0"
+            "  JOIN t_q q ON q.n IN (SELECT n FROM t_cut) AND c.seen & q.bit = 0"
             "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st),"
             " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
             "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
+    if filters.is_empty():
+        filtered = sql.SQL("")
+        lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme")
+    else:  # page and date filters: only postings of chunks that pass them
+        filtered = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE {live_where} {filters}").format(
+            live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+        lateral = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme"
+                          " AND {live_where} {filters}").format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
     body = sql.SQL(
         _TEXT_TERMS + scored
         + ranked.format(scored="t_scored s JOIN {live} ON c.id = s.chunk_id WHERE {live_where}")
-    ).format(bm25=_bm25("t"), bm25_p=_bm25("p"), live=LIVE_CHUNKS, live_where=LIVE_WHERE)
+    ).format(bm25=_bm25("t"), bm25_p=_bm25("p"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filtered=filtered,
+             filtered_lateral=lateral)
     return body, params
 
 

@@ -281,6 +281,11 @@ class PgVectorStore:
         rows, own_index = self._tenant_facts(conn, tenant_id)
         iterative = self._version(conn) >= ITERATIVE_SCAN_SINCE
         ef = min(EF_SEARCH_MAX, max(self.ef_search, k if iterative else 2 * k))
+        if not iterative and (filters.page_from is not None or filters.page_to is not None
+                              or filters.uploaded_after or filters.uploaded_before):
+            # a page or date range keeps a share of every neighbourhood: the widest candidate
+            # list leaves k rows far more often than the exact fallback must scan the range
+            ef = EF_SEARCH_MAX
         if own_index:
             return VectorPlan("tenant_hnsw", iterative, ef)
         if not self._has_hnsw_index(conn):
