@@ -355,9 +355,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         assert ss is not None
         st = ss.get("settings", {})
         lines += [f"Base corpus: {ss.get('base_chunks')} chunks of {', '.join(ss.get('manuals', []))}; bigger "
-                  "tenants add variants of those chunks (sentences shuffled and swapped, "
-                  f"{int(100 * ss.get('word_swap', 0))}% of words replaced by words of the same manual). Vectors: "
-                  f"real embeddings at 10K, a source chunk's real vector + noise (sigma {ss.get('sigma')}) beyond. "
+                  "tenants add variants of those chunks (two thirds of a chunk's sentences shuffled with two of a "
+                  f"donor chunk of the same manual, {int(100 * ss.get('word_swap', 0))}% of words replaced by words "
+                  "of that manual). Vectors: real embeddings at 10K; beyond, the source's and the donor's real "
+                  f"vectors mixed like the text, plus noise (sigma {ss.get('sigma')}), re-normalised. "
                   f"{ss.get('queries')} perturbed eval questions per tenant, each embedded (cache miss). Settings: "
                   + ", ".join(f"{k} {v}" for k, v in st.items()) + ".", ""]
         rows = []

@@ -772,14 +772,17 @@ def health_during_upload(port: int, pdf: Path, salt: str, every_s: float = 0.05)
 
 # --- section: scale ---------------------------------------------------------------------------------
 
+def scale_sizes(run: Run, override: str | None) -> list[int]:
+    """10K (quick) or 10K and 100K, plus 1M with --with-1m; ``override``: "10000,50000"."""
+    if override:
+        return [int(x) for x in override.split(",")]
+    return ([10_000] if run.quick else [10_000, 100_000]) + ([1_000_000] if run.args.with_1m else [])
+
+
 def section_scale(run: Run) -> dict[str, Any]:
     from scale import run_scale
 
-    sizes = [10_000] if run.quick else [10_000, 100_000]
-    if run.args.with_1m:
-        sizes.append(1_000_000)
-    if run.args.scale_sizes:
-        sizes = [int(x) for x in run.args.scale_sizes.split(",")]
+    sizes = scale_sizes(run, run.args.scale_sizes)
     n_queries = 100 if run.quick else 500
     return run_scale(sizes, n_queries, run.work, say, exact_queries=5 if run.quick else 20)
 
@@ -787,11 +790,7 @@ def section_scale(run: Run) -> dict[str, Any]:
 def section_search_scale(run: Run) -> dict[str, Any]:
     from search_scale import run_search_scale
 
-    sizes = [10_000] if run.quick else [10_000, 100_000]
-    if run.args.with_1m:
-        sizes.append(1_000_000)
-    if run.args.search_scale_sizes:
-        sizes = [int(x) for x in run.args.search_scale_sizes.split(",")]
+    sizes = scale_sizes(run, run.args.search_scale_sizes)
     n = 100 if run.quick else 300
     queries = perturbed(run.qs, n, "ss" + run.salt)
 
