@@ -6,6 +6,7 @@ takes a :class:`~querio.models.Principal` and scopes all reads and writes to its
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -83,15 +84,26 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
     if len(flat) <= width:
         return flat
     terms = {w.lower() for w in _WORD.findall(query) if len(w) > 2}
+    lowered = flat.lower()
+    # each term's occurrences, found once (counting them per window was ~0.2 ms per hit)
+    found = [(len(t), _occurrences(lowered, t)) for t in terms]
     best, best_at = -1, 0
     step = max(width // 4, 1)
     for start in range(0, max(len(flat) - width, 0) + step, step):
-        window = flat[start : start + width].lower()
-        hits = sum(window.count(t) for t in terms)
+        hits = sum(bisect.bisect_right(at, start + width - n) - bisect.bisect_left(at, start) for n, at in found)
         if hits > best:
             best, best_at = hits, start
     snippet = flat[best_at : best_at + width]
     return ("…" if best_at > 0 else "") + snippet + ("…" if best_at + width < len(flat) else "")
+
+
+def _occurrences(text: str, term: str) -> list[int]:
+    """Start offsets of ``term``'s non-overlapping occurrences in ``text``."""
+    out, at = [], text.find(term)
+    while at >= 0:
+        out.append(at)
+        at = text.find(term, at + len(term))
+    return out
 
 
 class QuerioService:
