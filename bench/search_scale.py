@@ -122,7 +122,8 @@ def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[s
 def vary(text: str, donor: str, rng: np.random.Generator, vocab: list[str]) -> str:
     """A variant of ``text`` in real words: its sentences shuffled, about a third of them dropped,
     up to two sentences of ``donor`` (another chunk of the same manual) mixed in, and ~``WORD_SWAP``
-    of the longer words replaced by words of that manual."""
+    of the longer words replaced by words of that manual (``vocab``: its words with repeats, so a
+    word is drawn as often as the manual uses it)."""
     own = [x for x in _SENTENCE.split(text) if x.strip()]
     rng.shuffle(own)  # type: ignore[arg-type]
     keep = own[:max(1, round(len(own) * 0.67))]
@@ -151,8 +152,9 @@ def build_corpus(base: Base, tenant: str, n: int, *, seed: int, embedder: Any | 
     for j, (text, m) in enumerate(zip(base.texts, base.source, strict=True)):
         by_manual.setdefault(m, []).append(j)
         vocab.setdefault(m, []).extend(_WORD.findall(text))
-    for m in vocab:
-        vocab[m] = sorted(set(vocab[m]))
+    # vocab keeps every occurrence: a replacement word is drawn as often as the manual uses it, so
+    # document frequencies keep their real shape (drawing from the distinct words made every rare
+    # word common and scattered it at random)
     src = np.arange(n) % nb
     replica = np.arange(n) // nb
     donor = np.array([int(rng.choice(by_manual[base.source[j]])) for j in src.tolist()]) if n > nb else src
@@ -405,6 +407,7 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
                            "settings": {"hnsw_ef_search": settings.hnsw_ef_search,
                                         "tenant_index_min_rows": settings.tenant_index_min_rows,
                                         "exact_scan_max_rows": settings.exact_scan_max_rows,
+                                        "text_budget": settings.text_budget,
                                         "text_depth": settings.text_depth,
                                         "candidate_multiplier": settings.candidate_multiplier}}
     try:

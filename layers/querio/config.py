@@ -77,9 +77,13 @@ class Settings(BaseSettings):
         default=5_000, ge=0,
         description="a tenant with more chunks gets its own (partial) HNSW index after an ingest; 0 = never",
     )
+    text_budget: int = Field(
+        default=20_000, ge=0, le=10_000_000,
+        description="BM25: postings of the query's rarest lexemes read whole (rarest first, while they fit)",
+    )
     text_depth: int = Field(
-        default=1000, ge=10, le=100_000,
-        description="BM25: postings read per query lexeme, best first (a rarer lexeme is read whole)",
+        default=200, ge=10, le=100_000,
+        description="BM25: postings read from each other query lexeme, best first",
     )
 
     # caching --------------------------------------------------------------------------------------------

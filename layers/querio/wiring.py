@@ -186,7 +186,8 @@ def build_service(settings: Settings) -> QuerioService:
     vectors = build_vector_store(settings, documents)
     pgvector = vectors if isinstance(vectors, PgVectorStore) else getattr(vectors, "pgvector", None)
     # one statement per hybrid search when PostgreSQL serves the vectors; else the domain fuses
-    search = PostgresChunkSearch(vectors, text_depth=settings.text_depth) \
+    search = PostgresChunkSearch(vectors, text_depth=settings.text_depth,
+                                 budget=settings.text_budget) \
         if isinstance(vectors, PgVectorStore) else None
 
     def embedder() -> Embedder:

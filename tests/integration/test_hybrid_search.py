@@ -139,7 +139,7 @@ def _assert_ranked_like(got: list, ref: dict[uuid.UUID, float], k: int) -> None:
 
 @pytest.mark.parametrize("exact", [False, True])
 def test_bm25_ranks_like_the_reference(corpus: Corpus, exact: bool) -> None:
-    search = PostgresChunkSearch(PgVectorStore(corpus.store))  # default depth: every list read whole
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6)  # every list read whole
     for query in QUERIES:
         ref = reference_bm25(corpus.dsn, BIG, query)
         _assert_ranked_like(search.fulltext(BIG, query, 25, NOFILTER, exact=exact), ref, 25)
@@ -149,10 +149,10 @@ def test_bm25_ranks_like_the_reference(corpus: Corpus, exact: bool) -> None:
 
 
 def test_bm25_with_cut_lists_scores_every_result_exactly(corpus: Corpus) -> None:
-    """Posting lists read only 20 deep (the common lexemes of 1,200 chunks have hundreds): the
+    """Posting lists read only 20 deep past a budget of 100 (the lexemes of 1,200 chunks have hundreds): the
     chunks returned still carry their exact BM25 over ALL query lexemes (the cut lexemes are
     probed), in score order."""
-    search = PostgresChunkSearch(PgVectorStore(corpus.store), text_depth=20, text_rescore=60)
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), text_depth=20, text_rescore=60, budget=100)
     with psycopg.connect(corpus.dsn) as conn:
         cut = conn.execute("SELECT count(*) FROM tenant_terms WHERE tenant_id = %s AND df > 20", (BIG,)).fetchone()
     assert cut is not None and cut[0] > 10  # the cut really happens
@@ -166,7 +166,7 @@ def test_bm25_with_cut_lists_scores_every_result_exactly(corpus: Corpus) -> None
 
 
 def test_bm25_filtered_ranks_like_the_reference(corpus: Corpus) -> None:
-    search = PostgresChunkSearch(PgVectorStore(corpus.store))
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6)
     doc = corpus.docs[BIG][2]
     with psycopg.connect(corpus.dsn) as conn:
         in_doc = {r[0] for r in conn.execute("SELECT id FROM document_chunks WHERE document_id = %s", (doc,))}

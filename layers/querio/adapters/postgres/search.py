@@ -17,15 +17,16 @@ statement, only then).
 
 BM25 at scale (migration 0005). Document frequencies come from ``tenant_terms`` (kept at write
 time), N and avgdl from ``tenant_usage``. Without filters, the leg does not sum every posting
-of every query lexeme: it reads each lexeme's ``text_depth`` best postings by impact (the
-BM25 term-frequency part at a reference length) from ``idx_chunk_terms_impact``, scores the
-chunks met with the exact BM25 of the lexemes they were met with, keeps the ``text_rescore``
-best, adds the exact contributions of the lexemes that were cut (probes by chunk and
-lexeme), and ranks those. A lexeme with at most ``text_depth`` postings is read whole, so a
-query whose lexemes are all that rare (and every query on a small tenant) is ranked exactly
-as full BM25; otherwise measured against full BM25 in ``make bench`` (recall@10). With
-filters, every matching posting is summed (``exact``), the planner choosing whether to drive
-from the filtered chunks or from the postings.
+of every query lexeme. The query's rarest lexemes are read whole, rarest first, while their
+postings fit in ``text_budget`` (they decide which chunks score high); each other lexeme's
+``text_depth`` best postings by impact (the BM25 term-frequency part at a reference length) come
+from ``idx_chunk_terms_impact``. The chunks met are scored with the exact BM25 of the lexemes they
+were met with, the ``text_rescore`` best get the exact contributions of the cut lexemes added
+(probes by chunk and lexeme), and those are ranked. A query whose lexemes all fit in the budget
+(every query on a small tenant) is ranked exactly as full BM25; otherwise the leg is measured
+against full BM25 in ``make bench`` (recall@10). With a selective filter (documents, tags)
+every chunk it keeps is scored exactly; with page/date filters the postings read are those of
+chunks that pass them.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from querio.adapters.postgres.vectors import PgVectorStore, VectorPlan, query_ve
 from querio.models import ChunkRef, SearchFilters
 from querio.ports import RankedChunk, StoredChunk, Vector
 
-#: postings read per query lexeme, best impact first (a lexeme with fewer is read whole)
-TEXT_DEPTH = 1000
+#: postings of the query's rarest lexemes read whole (lexemes taken rarest first while they fit)
+TEXT_BUDGET = 20_000
+#: postings read from each other lexeme, best impact first
+TEXT_DEPTH = 200
 #: chunks whose partial score is among this many best get their missing lexemes added
-TEXT_RESCORE = 400
+TEXT_RESCORE = 200
 #: RRF tie-break for a chunk one leg did not return (``rrf_fuse``'s ``1 << 30``)
 _NO_RANK = 1 << 30
 
@@ -66,16 +69,21 @@ _TEXT_TERMS = (
     "  GREATEST(term_occurrences, 1)::float8 / GREATEST(chunk_rows, 1) AS avgdl"
     "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
     # bit: the lexeme's flag in a chunk's "met with" mask (lexemes past the 62nd have none: never "met")
-    " t_q AS MATERIALIZED (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf,"
+    # depth: the postings read from the lexeme's list, best first: the rarest lexemes are read whole
+    # while their postings fit in the budget (they decide which chunks score high), the others
+    # ``depth`` deep
+    " t_q AS MATERIALIZED (SELECT x.*, CASE WHEN sum(x.df) OVER (ORDER BY x.df, x.n) <= %(budget)s"
+    "  THEN x.df ELSE %(depth)s END AS depth FROM"
+    "  (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf,"
     "  l.n, CASE WHEN l.n <= 62 THEN 1::int8 << (l.n::int - 1) ELSE 0 END AS bit"
     "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) WITH ORDINALITY AS l(lexeme, n)"
     "  JOIN tenant_terms tt ON tt.tenant_id = %(tenant)s AND tt.lexeme = l.lexeme AND tt.df > 0"
-    "  CROSS JOIN t_st st),"
+    "  CROSS JOIN t_st st) x),"
 )
 
 
 def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
-             rescore: int = TEXT_RESCORE) -> tuple[sql.Composed, dict[str, Any]]:
+             rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET) -> tuple[sql.Composed, dict[str, Any]]:
     """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
@@ -84,7 +92,7 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
     each lexeme's ``depth`` best postings (those passing page/date filters, if any) are read
     best-impact first and the ``rescore`` best chunks completed (module docstring)."""
     where, params = search_filter_sql(filters)
-    params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore)
+    params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore, budget=budget)
     ranked = (" text_leg AS MATERIALIZED (SELECT s.chunk_id AS id,"
               "  row_number() OVER (ORDER BY s.score DESC, s.chunk_id) AS rank, s.score FROM {scored}"
               "  ORDER BY s.score DESC, s.chunk_id LIMIT %(n)s)")
@@ -107,11 +115,12 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
         scored = (
             # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact;
             # with page/date filters, the first ``depth`` that pass them), scored as they are read
-            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.n, q.bit, {bm25_p} AS score FROM t_q q CROSS JOIN t_st st"
+            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.n, q.depth, q.bit, {bm25_p} AS score"
+            "  FROM t_q q CROSS JOIN t_st st"
             "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t {filtered_lateral}"
-            "   ORDER BY t.impact DESC LIMIT %(depth)s) p),"
-            # the lexemes whose list was cut at depth (the others were read whole)
-            " t_cut AS MATERIALIZED (SELECT n FROM t_top GROUP BY n HAVING count(*) >= %(depth)s),"
+            "   ORDER BY t.impact DESC LIMIT q.depth) p),"
+            # the lexemes whose list was cut at their depth (the others were read whole)
+            " t_cut AS MATERIALIZED (SELECT n FROM t_top GROUP BY n, depth HAVING count(*) >= depth),"
             # BM25 over the lexemes each chunk was met with; keep the best
             " t_part AS MATERIALIZED (SELECT chunk_id, sum(score) AS score, bit_or(bit) AS seen FROM t_top"
             "  GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(rescore)s),"
@@ -122,6 +131,8 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
             "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
+    filtered: sql.Composable
+    lateral: sql.Composable
     if filters.is_empty():
         filtered = sql.SQL("")
         lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme")
@@ -139,9 +150,10 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
 
 
 def fulltext_statement(tenant_id: str, query: str, n: int, filters: SearchFilters, *, exact: bool = False,
-                       depth: int = TEXT_DEPTH, rescore: int = TEXT_RESCORE) -> tuple[sql.Composed, dict[str, Any]]:
+                       depth: int = TEXT_DEPTH, rescore: int = TEXT_RESCORE,
+                       budget: int = TEXT_BUDGET) -> tuple[sql.Composed, dict[str, Any]]:
     """``SELECT id, score`` of the full-text leg alone (``DocumentStore.fulltext_search``)."""
-    body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore)
+    body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore, budget=budget)
     params.update(tenant=tenant_id, query=_text(query), n=n)
     return sql.SQL("WITH {} SELECT id, score FROM text_leg ORDER BY rank").format(body), params
 
@@ -160,10 +172,11 @@ class PostgresChunkSearch:
     name = "postgres"
 
     def __init__(self, vectors: PgVectorStore, *, text_depth: int = TEXT_DEPTH,
-                 text_rescore: int = TEXT_RESCORE) -> None:
+                 text_rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET) -> None:
         self.vectors = vectors
         self.text_depth = text_depth
         self.text_rescore = text_rescore
+        self.text_budget = budget
 
     def fulltext(self, tenant_id: str, query: str, n: int, filters: SearchFilters, *,
                  exact: bool = False) -> list[ChunkRef]:
@@ -171,7 +184,7 @@ class PostgresChunkSearch:
         if n <= 0 or not query.strip():
             return []
         stmt, params = fulltext_statement(tenant_id, query, n, filters, exact=exact, depth=self.text_depth,
-                                          rescore=self.text_rescore)
+                                          rescore=self.text_rescore, budget=self.text_budget)
         with self.vectors.store.connection() as conn:
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
@@ -213,7 +226,8 @@ class PostgresChunkSearch:
         else:
             parts.append(sql.SQL(_EMPTY_LEG.format(name="v_leg")))
         if use_text:
-            tbody, tparams = text_leg(filters, depth=self.text_depth, rescore=self.text_rescore)
+            tbody, tparams = text_leg(filters, depth=self.text_depth, rescore=self.text_rescore,
+                                      budget=self.text_budget)
             params |= tparams
             parts.append(tbody)
         else:
