@@ -119,15 +119,16 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             "  FROM t_q q CROSS JOIN t_st st"
             "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t {filtered_lateral}"
             "   ORDER BY t.impact DESC LIMIT q.depth) p),"
-            # the lexemes whose list was cut at their depth (the others were read whole)
-            " t_cut AS MATERIALIZED (SELECT n FROM t_top GROUP BY n, depth HAVING count(*) >= depth),"
             # BM25 over the lexemes each chunk was met with; keep the best
             " t_part AS MATERIALIZED (SELECT chunk_id, sum(score) AS score, bit_or(bit) AS seen FROM t_top"
             "  GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(rescore)s),"
-            # cut lexemes a kept chunk was not met with: probe (chunk, lexeme)
-            " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_part c"
-            "  JOIN t_q q ON q.n IN (SELECT n FROM t_cut) AND c.seen & q.bit = 0"
-            "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st),"
+            # lexemes read only ``depth`` deep that a kept chunk was not met with: probe (chunk,
+            # lexeme). A query whose lexemes were all read whole (every query of a small tenant)
+            # probes nothing: t_q drives the join, so the planner never touches the postings
+            " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_q q"
+            "  JOIN t_part c ON c.seen & q.bit = 0"
+            "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st"
+            "  WHERE q.depth < q.df),"
             " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
             "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
