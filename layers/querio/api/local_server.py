@@ -112,6 +112,9 @@ def build_event(method: str, target: str, headers: dict[str, str], body: bytes, 
 class QuerioHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's listen backlog is 5: 16 clients connecting at once overflowed it and the
+    # kernel reset one connection (bench concurrency section, 16 connections: 1 error)
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], *, max_body: int, claims: dict[str, str]) -> None:
         self.max_body = max_body
