@@ -239,7 +239,7 @@ def capacity(tier: Tier, documents: int | None = None, pages_per_document: int |
     if hot:
         res.append(Resource("PostgreSQL memory (hot indexes)", "GiB", chunks * hot / GIB, ram,
                             _docs(ram * GIB, per_doc * hot),
-                            f"{hot:,.0f} B/chunk (tenant HNSW + impact index x {ASSUMPTIONS.hot_postings_share}) "
+                            f"{hot:,.0f} B/chunk ({_hot_parts(tier)}) "
                             f"within {MEMORY_USABLE_SHARE:.0%} of {db.instance_class}'s "
                             f"{ENGINE_SPECS[db.instance_class].memory_gib:g} GiB: random index walks must not "
                             "wait on disk"))
@@ -271,6 +271,13 @@ def capacity(tier: Tier, documents: int | None = None, pages_per_document: int |
                             f"({heap:g} GiB per {os_.data_instance_type})"))
     return CapacityReport(tier=tier.name, documents=n, pages_per_document=pages, chunks=math.ceil(chunks),
                           resources=tuple(res))
+
+
+def _hot_parts(tier: Tier) -> str:
+    parts = ["the tenant's HNSW graph"] if tier.vector_backend == "pgvector" else []
+    if tier.fulltext_backend == "postgres":
+        parts.append(f"BM25 impact index x {ASSUMPTIONS.hot_postings_share} readable")
+    return " + ".join(parts)
 
 
 def _at(documents: int) -> str:
