@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALL = list(TIERS)
 
 
-def _measured() -> dict:  # type: ignore[type-arg]
+def _measured() -> dict[str, Any]:
     return dict(json.loads((ROOT / MEASUREMENT.result_file).read_text()))
 
 
