@@ -307,7 +307,7 @@ SMALL = _tier(
                           "(ChromaDB there; pgvector here keeps vectors in the same RDS instance and transaction)",
         "database.instance_class": "capacity: 100K documents = 7.85M chunks need 39.8 GiB of hot indexes (HNSW "
                                    "2,049 B + readable postings 3,392 B per chunk) within 75% of RAM: 64 GiB. "
-                                   "The seed's db.t3.micro (1 GiB) holds ~2,400 documents",
+                                   "The seed's db.t3.micro (1 GiB) holds ~1,900 documents",
         "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
         "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 15 GiB; room to grow",
         "database.max_allocated_storage_gib": "capacity: 100K documents are 149 GiB at 20,437 B per chunk; within "
