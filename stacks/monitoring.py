@@ -21,6 +21,7 @@ from constructs import Construct
 
 from querio.tiers import Tier
 from stacks.compute import QuerioFunction
+from stacks.fulltext import FulltextDomain
 
 NAMESPACE = "Querio"
 SERVICE = "querio"
@@ -36,7 +37,7 @@ class Monitoring(Construct):
 
     def __init__(self, scope: Construct, id: str, *, tier: Tier, functions: dict[str, QuerioFunction],
                  dlqs: dict[str, sqs.IQueue], api: apigw.HttpApi, database: rds.DatabaseInstance,
-                 alarm_email: str | None) -> None:
+                 alarm_email: str | None, fulltext: FulltextDomain | None = None) -> None:
         super().__init__(scope, id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"Querio alarms ({tier.name})", enforce_ssl=True,
                                master_key=None)
@@ -66,6 +67,9 @@ class Monitoring(Construct):
         alarm("Api5xx", api.metric_server_error(period=Duration.minutes(5)), 5, "API 5xx responses")
         alarm("ApiLatencyP99", api.metric_latency(period=Duration.minutes(5), statistic="p99"), 3000,
               "API p99 latency above 3 s for 3 periods", periods=3)
+        if fulltext is not None:
+            for name, metric, threshold, description, comparison in fulltext.alarm_metrics(tier):
+                alarm(name, metric, threshold, description, comparison)
         alarm("DatabaseCpu", database.metric_cpu_utilization(period=Duration.minutes(5)), 80,
               "RDS CPU above 80% for 15 minutes", periods=3)
         alarm("DatabaseFreeStorage", database.metric_free_storage_space(period=Duration.minutes(5)),

@@ -39,6 +39,7 @@ from stacks.compute import Functions, RuntimeResources
 from stacks.database import Database
 from stacks.delivery import PdfDelivery
 from stacks.edge import WafFrontDoor
+from stacks.fulltext import FulltextDomain
 from stacks.ingest import IngestEvents
 from stacks.migrations import SchemaMigrations
 from stacks.monitoring import Monitoring
@@ -82,6 +83,9 @@ class StatefulStack(NestedStack):
         self.database = Database(self, "Database", tier=tier, network=network)
         self.cache = Cache(self, "Cache", tier=tier, network=network)
         self.users = UserPool(self, "Users", tier=tier)
+        self.fulltext = (FulltextDomain(self, "Fulltext", tier=tier, network=network,
+                                        domain_name=f"{opts.stage}-querio"[:28] if opts.stage else "querio")
+                         if tier.fulltext_backend == "opensearch" else None)
         self.pinecone = (PineconeConfig(self, "Pinecone", index_name=opts.pinecone_index)
                          if tier.vector_backend == "pinecone" else None)
         # beside the bucket: OAC's bucket-policy statement names the distribution, so in another
@@ -106,6 +110,7 @@ class ComputeStack(NestedStack):
             pinecone_index=pinecone.index_name if pinecone else None,
             bedrock_model_id=opts.bedrock_model_id,
             pdf_delivery=stateful.delivery.settings if stateful.delivery else None,
+            fulltext=stateful.fulltext,
         )
         self.functions = Functions(self, "Functions", tier=tier, network=network, res=res)
         IngestEvents(self, "IngestEvents", tier=tier, function=self.functions.ingest, queue=res.queue)
@@ -137,7 +142,8 @@ class MonitoringStack(NestedStack):
             self, "Monitoring", tier=tier,
             functions={"Ingest": f.ingest, "Query": f.query, "Archive": f.archive},
             dlqs={"Ingest": stateful.ingest_queue.dlq, "Archive": compute.archive.dlq},
-            api=api.http.api, database=stateful.database.instance, alarm_email=opts.alarm_email)
+            api=api.http.api, database=stateful.database.instance, alarm_email=opts.alarm_email,
+            fulltext=stateful.fulltext)
 
 
 class QuerioStack(Stack):
@@ -148,7 +154,8 @@ class QuerioStack(Stack):
         self.network = NetworkStack(self, "Network", tier=tier, description=f"Querio network ({tier.name})")
         net = self.network.network
         self.stateful = StatefulStack(self, "Stateful", tier=tier, network=net, opts=opts,
-                                      description=f"Querio data: S3, SQS, RDS, Redis, Cognito ({tier.name})")
+                                      description=f"Querio data: S3, SQS, RDS, Redis, Cognito"
+                                                  f"{', OpenSearch' if tier.opensearch else ''} ({tier.name})")
         self.compute = ComputeStack(self, "Compute", tier=tier, network=net, stateful=self.stateful, opts=opts,
                                     description=f"Querio functions ({tier.name})")
         self.api = ApiStack(self, "Api", tier=tier, compute=self.compute, stateful=self.stateful, opts=opts,

@@ -378,6 +378,23 @@ def cmd_cost(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_capacity(ctx: Ctx) -> int:
+    """``querio capacity --tier X [--documents N --pages-per-document P]``: need vs provision (no AWS calls)."""
+    from querio.capacity import capacity
+    from querio.tiers import UnknownTier, get_tier
+
+    try:
+        tier = get_tier(ctx.args.tier)
+    except UnknownTier as exc:
+        raise UsageError(str(exc)) from None
+    report = capacity(tier, ctx.args.documents, ctx.args.pages_per_document)
+    if ctx.json:
+        ctx.emit_json(report.as_dict())
+    else:
+        sys.stdout.write(report.render() + "\n")
+    return EXIT_OK
+
+
 def _print_mapping(ctx: Ctx, data: dict[str, Any], *, title: str) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
@@ -486,6 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cost", parents=[common, as_json], help="monthly AWS cost estimate of a deployment tier")
     p.add_argument("--tier", default="small", help="small | mid | enterprise (default small)")
     p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("capacity", parents=[common, as_json],
+                       help="what N documents need in each store against what a tier provisions")
+    p.add_argument("--tier", default="small", help="small | mid | enterprise (default small)")
+    p.add_argument("--documents", type=_bounded_int(1, 10**10), default=None,
+                   help="documents to size for (default: the top of the tier's range)")
+    p.add_argument("--pages-per-document", type=_bounded_int(1, 100_000), default=None,
+                   help="pages per document (default: the cost model's, 20)")
+    p.set_defaults(func=cmd_capacity)
     return parser
 
 

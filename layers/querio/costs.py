@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from querio.tiers import Tier
+from querio.capacity import ASSUMPTIONS
+from querio.tiers import ENGINE_SPECS, Tier
 
 HOURS_PER_MONTH = 730
 
@@ -23,8 +24,6 @@ S3_STANDARD_USD_PER_GB = 0.023
 S3_GET_USD_PER_1000 = 0.0004
 DATA_TRANSFER_OUT_USD_PER_GB = 0.09
 # Seed > Vector Embeddings Storage > Pinecone pricing / Cost Analysis
-PINECONE_STARTER_USD = 70.0
-PINECONE_STANDARD_2_PODS_USD = 350.0  # seed > Cost Analysis > Large Deployment
 # AWS list prices, us-east-1 (not in the seed, which priced EC2 servers instead of Lambda)
 LAMBDA_USD_PER_GB_S = 0.0000166667
 LAMBDA_USD_PER_MILLION_REQUESTS = 0.20
@@ -44,6 +43,9 @@ CLOUDFRONT_USD_PER_GB = 0.085
 CLOUDFRONT_USD_PER_10K_HTTPS = 0.01
 S3_REPLICATION_USD_PER_GB = 0.02  # inter-region transfer of replicated bytes (us-east-1 to another US region)
 CLOUDWATCH_LOGS_USD_PER_GB = 0.50
+OPENSEARCH_GP3_USD_PER_GB = 0.122
+#: The seed's "Cost Analysis" totals (Small / Medium / Large Deployment), to print beside ours.
+SEED_TOTAL_USD = {"small": 62.0, "mid": 492.0, "enterprise": 2452.0}
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Workload:
 
     documents: int
     mb_per_document: float  # seed: 10K documents = 10 GB, so 1 MB each
-    pages_per_document: int  # the eval corpus averages ~100 pages; most business PDFs are shorter
+    pages_per_document: int  # querio.capacity.ASSUMPTIONS (shared with ``querio capacity``)
     new_documents_per_month: int
     queries_per_month: int  # seed: "S3 Requests (10K/month)" is downloads; queries are ours
     downloads_per_month: int  # seed: S3 Requests line
@@ -61,14 +63,15 @@ class Workload:
     log_gb: float
 
 
+_PAGES = ASSUMPTIONS.pages_per_document
 WORKLOADS: dict[str, Workload] = {
-    "small": Workload(documents=10_000, mb_per_document=1.0, pages_per_document=20, new_documents_per_month=1_000,
+    "small": Workload(documents=10_000, mb_per_document=1.0, pages_per_document=_PAGES, new_documents_per_month=1_000,
                       queries_per_month=100_000, downloads_per_month=10_000, ingest_pages_per_s=10.0,
                       query_ms=150.0, log_gb=2.0),
-    "mid": Workload(documents=100_000, mb_per_document=1.0, pages_per_document=20, new_documents_per_month=10_000,
+    "mid": Workload(documents=100_000, mb_per_document=1.0, pages_per_document=_PAGES, new_documents_per_month=10_000,
                     queries_per_month=1_000_000, downloads_per_month=100_000, ingest_pages_per_s=10.0,
                     query_ms=150.0, log_gb=10.0),
-    "enterprise": Workload(documents=1_000_000, mb_per_document=1.0, pages_per_document=20,
+    "enterprise": Workload(documents=1_000_000, mb_per_document=1.0, pages_per_document=_PAGES,
                            new_documents_per_month=100_000, queries_per_month=10_000_000,
                            downloads_per_month=1_000_000, ingest_pages_per_s=10.0, query_ms=150.0, log_gb=50.0),
 }
@@ -91,6 +94,10 @@ class CostEstimate:
     def total_usd(self) -> float:
         return round(sum(line.usd for line in self.lines), 2)
 
+    @property
+    def seed_total_usd(self) -> float:
+        return SEED_TOTAL_USD[self.tier]
+
     def render(self) -> str:
         """The seed's layout: ``Item:   $x.xx`` lines, a rule, the total, then assumptions."""
         width = max(len(line.item) for line in self.lines) + 2
@@ -99,6 +106,7 @@ class CostEstimate:
             out.append(f"{line.item + ':':<{width}} ${line.usd:>9,.2f}   [{line.source}]")
         out.append("-" * (width + 11))
         out.append(f"{'Total:':<{width}} ${self.total_usd:>9,.2f}")
+        out.append(f"{'Seed estimate:':<{width}} ${self.seed_total_usd:>9,.2f}   [seed: Cost Analysis total]")
         out.append("")
         out.append("Assumptions:")
         out.extend(f"- {a}" for a in self.assumptions)
@@ -118,8 +126,10 @@ def estimate(tier: Tier, workload: Workload | None = None) -> CostEstimate:
     add(f"S3 Requests ({w.downloads_per_month:,}/month)", w.downloads_per_month / 1000 * S3_GET_USD_PER_1000 * 10,
         "seed: $0.04 per 10K requests")
     db = tier.database
-    add(f"PostgreSQL RDS ({db.instance_class}{', Multi-AZ' if db.multi_az else ''})", db.seed_monthly_usd,
-        "seed: Cost Analysis")
+    spec = ENGINE_SPECS[db.instance_class]
+    add(f"PostgreSQL RDS ({db.instance_class}{', Multi-AZ' if db.multi_az else ''})",
+        spec.usd_per_hour * HOURS_PER_MONTH * (2 if db.multi_az else 1),
+        f"AWS: ${spec.usd_per_hour}/hour per instance; seed: ${db.seed_monthly_usd:g}")
     storage_gb = db.allocated_storage_gib * (2 if db.multi_az else 1)
     label = f"{db.allocated_storage_gib} GiB x 2, Multi-AZ" if db.multi_az else f"{storage_gb} GiB"
     add(f"RDS storage (gp3, {label})", storage_gb * RDS_GP3_USD_PER_GB, "AWS: $0.115/GB-month")
@@ -127,12 +137,21 @@ def estimate(tier: Tier, workload: Workload | None = None) -> CostEstimate:
     nodes = c.shards * (1 + c.replicas_per_shard)
     shape = f"{c.shards} shards x {1 + c.replicas_per_shard} nodes" if c.cluster_mode else f"{nodes} node(s)"
     add(f"Redis ({c.node_type}, {shape})", nodes * c.seed_monthly_usd_per_node, "seed: per-node price")
-    if tier.vector_backend == "pinecone":
-        usd = PINECONE_STANDARD_2_PODS_USD if tier.name == "enterprise" else PINECONE_STARTER_USD
-        add("Pinecone (Standard, 2 pods)" if tier.name == "enterprise" else "Pinecone (Starter)", usd,
-            "seed: Cost Analysis")
+    if tier.vector_backend == "pinecone" and tier.pinecone is not None:
+        pc = tier.pinecone
+        add(f"Pinecone ({pc.pods} {pc.pod_type} pods)", pc.pods * pc.usd_per_pod_month,
+            "seed: $0.096/hour per pod; pods from querio capacity")
     else:
         add("Vectors (pgvector in RDS)", 0.0, "seed: ChromaDB self-hosted $0.00; here inside RDS")
+    if tier.fulltext_backend == "opensearch" and tier.opensearch is not None:
+        o = tier.opensearch
+        data, master = ENGINE_SPECS[o.data_instance_type], ENGINE_SPECS[o.master_instance_type]
+        add(f"OpenSearch data nodes ({o.data_nodes} x {o.data_instance_type})",
+            o.data_nodes * data.usd_per_hour * HOURS_PER_MONTH, f"AWS: ${data.usd_per_hour}/hour per node")
+        add(f"OpenSearch dedicated masters ({o.master_nodes} x {o.master_instance_type})",
+            o.master_nodes * master.usd_per_hour * HOURS_PER_MONTH, f"AWS: ${master.usd_per_hour}/hour per node")
+        add(f"OpenSearch storage (gp3, {o.data_nodes} x {o.ebs_gib_per_node} GiB)",
+            o.data_nodes * o.ebs_gib_per_node * OPENSEARCH_GP3_USD_PER_GB, "AWS: $0.122/GB-month")
     ingest_s = w.new_documents_per_month * w.pages_per_document / w.ingest_pages_per_s
     gb_s = (ingest_s * tier.ingest_function.memory_mb / 1024
             + w.queries_per_month * w.query_ms / 1000 * tier.query_function.memory_mb / 1024)
@@ -171,12 +190,14 @@ def estimate(tier: Tier, workload: Workload | None = None) -> CostEstimate:
         + DASHBOARD_USD_PER_MONTH, "AWS: $0.50/GB logs, $0.10/alarm, $3/dashboard")
     assumptions = (
         f"{w.documents:,} documents of {w.mb_per_document:g} MB ({tier.seed_scale}; seed's Cost Analysis scenario)",
-        f"{w.new_documents_per_month:,} new documents/month of {w.pages_per_document} pages, ingested at "
+        f"{w.new_documents_per_month:,} new documents/month of {w.pages_per_document} pages "
+        f"({ASSUMPTIONS.chunks_per_page} chunks per page, as querio capacity), ingested at "
         f"{w.ingest_pages_per_s:g} pages/s per function",
         f"{w.queries_per_month:,} queries/month at {w.query_ms:g} ms warm; {w.downloads_per_month:,} downloads/month",
         "us-east-1 on-demand list prices, 730 h/month; no free tier, reserved instances or savings plans",
-        "seed prices kept as the seed states them (RDS, Redis, Pinecone); the seed's EC2/ECS line is replaced "
-        "by Lambda, API Gateway and SQS",
+        "instances sized by querio capacity to hold the tier's top "
+        f"({tier.capacity_documents:,} documents) at AWS list prices; Redis and Pinecone's pod price as the seed "
+        "states them; the seed's EC2/ECS line is replaced by Lambda, API Gateway and SQS",
         "not included: Bedrock tokens (answers are extractive unless QUERIO_BEDROCK_MODEL_ID is set), "
         "Cognito beyond its free 10K monthly active users, S3 Glacier retrievals",
     )

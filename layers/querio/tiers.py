@@ -17,6 +17,9 @@ measurement they follow from instead. Sections cited:
 * "Caching Layer" (``rate_limit(max_requests=100, window=3600)``; TTLs);
 * "Decision Matrix" and "Conclusion" ("If >1M vectors: migrate to Pinecone").
 
+Sources that start with ``capacity:`` are ``querio capacity`` (:mod:`querio.capacity`) with the
+per-chunk figures measured by ``bench/capacity.py`` (``bench/results/2026-12-05-capacity.json``).
+
 Usage::
 
     from querio.tiers import get_tier
@@ -33,6 +36,7 @@ from typing import Any, Literal
 
 TierName = Literal["small", "mid", "enterprise"]
 VectorBackend = Literal["pgvector", "pinecone"]
+FulltextBackend = Literal["postgres", "opensearch"]
 
 #: Lambda's Python runtime for every function and layer (``pip --python-version`` too).
 LAMBDA_PYTHON_VERSION = "3.14"
@@ -58,6 +62,26 @@ SQS_VISIBILITY_FUNCTION_TIMEOUTS = 6
 SQS_MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 
 
+@dataclass(frozen=True)
+class EngineSpec:
+    """An instance class's memory and on-demand price (RDS PostgreSQL Single-AZ, or OpenSearch Service)."""
+
+    memory_gib: float
+    usd_per_hour: float
+
+
+_PRICES = "AWS price list, us-east-1 on-demand (RDS for PostgreSQL Single-AZ; OpenSearch Service), Dec 2026"
+#: Instance classes the tiers use or the README compares. Source: :data:`_PRICES` and the instance-type pages.
+ENGINE_SPECS: Mapping[str, EngineSpec] = MappingProxyType({
+    "db.t3.micro": EngineSpec(1, 0.018), "db.t3.small": EngineSpec(2, 0.036),
+    "db.r6g.large": EngineSpec(16, 0.225), "db.r6g.xlarge": EngineSpec(32, 0.45),
+    "db.r6g.2xlarge": EngineSpec(64, 0.899), "db.r6g.4xlarge": EngineSpec(128, 1.798),
+    "db.r6g.8xlarge": EngineSpec(256, 3.596), "db.r6g.12xlarge": EngineSpec(384, 5.394),
+    "m6g.large.search": EngineSpec(8, 0.128), "r6g.large.search": EngineSpec(16, 0.167),
+    "r6g.xlarge.search": EngineSpec(32, 0.335), "r6g.2xlarge.search": EngineSpec(64, 0.669),
+})
+
+
 class UnknownTier(ValueError):
     """A tier name that is not in :data:`TIERS`; the message lists the valid ones."""
 
@@ -72,8 +96,31 @@ class DatabaseTier:
     multi_az: bool
     backup_retention_days: int
     deletion_protection: bool
-    #: Fixed monthly price of the instance(s) as the seed quotes it (USD/month).
+    #: The seed's monthly price for its database line (USD/month), kept to compare with ours.
     seed_monthly_usd: float
+
+
+@dataclass(frozen=True)
+class PineconeTier:
+    """Pinecone pods for the vectors (mid, enterprise): one record per chunk."""
+
+    pod_type: str
+    pods: int
+    usd_per_pod_month: float
+
+
+@dataclass(frozen=True)
+class OpenSearchTier:
+    """Amazon OpenSearch Service domain for full text (enterprise): in the VPC, over the tier's AZs."""
+
+    engine_version: str
+    data_instance_type: str
+    data_nodes: int  # a multiple of the AZ count (zone awareness)
+    master_instance_type: str
+    master_nodes: int  # dedicated masters: 3 (quorum survives one loss)
+    ebs_gib_per_node: int  # gp3
+    replicas: int  # replica shards per primary
+    primary_shards: int
 
 
 @dataclass(frozen=True)
@@ -151,7 +198,13 @@ class Tier:
     expected_documents: int  # the Cost Analysis scenario this tier is sized for
     document_range: tuple[int, int | None]  # Architecture by Scale's range (None = open)
     vector_backend: VectorBackend
+    #: Which engine answers the full-text leg (QUERIO_FULLTEXT_BACKEND); PostgreSQL stays the system of record.
+    fulltext_backend: FulltextBackend
+    #: The top of the range this tier is sized to hold by ``querio capacity`` (documents).
+    capacity_documents: int
     database: DatabaseTier
+    pinecone: PineconeTier | None
+    opensearch: OpenSearchTier | None
     cache: CacheTier
     ingest_function: FunctionTier
     query_function: FunctionTier
@@ -252,10 +305,17 @@ SMALL = _tier(
     {
         "vector_backend": "seed > Architecture by Scale > Small Business: one vector store beside PostgreSQL "
                           "(ChromaDB there; pgvector here keeps vectors in the same RDS instance and transaction)",
-        "database.instance_class": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
-        "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: $15.00",
-        "database.allocated_storage_gib": "RDS gp3 minimum (20 GiB); ~10K documents of chunks and vectors fit",
-        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.instance_class": "capacity: 100K documents = 7.85M chunks need 39.8 GiB of hot indexes (HNSW "
+                                   "2,049 B + readable postings 3,392 B per chunk) within 75% of RAM: 64 GiB. "
+                                   "The seed's db.t3.micro (1 GiB) holds ~1,900 documents",
+        "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
+        "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 15 GiB; room to grow",
+        "database.max_allocated_storage_gib": "capacity: 100K documents are 149 GiB at 20,437 B per chunk; within "
+                                              "85% of the ceiling",
+        "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
+        "capacity_documents": "seed > Architecture by Scale > Small Business: 10K-100K documents (the top)",
+        "pinecone": "pgvector: no Pinecone",
+        "opensearch": "PostgreSQL full text: no OpenSearch",
         "database.multi_az": "seed > Architecture by Scale: Multi-AZ is the Enterprise tier's",
         "database.backup_retention_days": "RDS default-class retention: 7 days of point-in-time recovery",
         "database.deletion_protection": "seed > Enterprise only; small stacks are expected to be torn down",
@@ -268,7 +328,7 @@ SMALL = _tier(
                                                 "caps ingest instead",
         "query_function.reserved_concurrency": "none: new accounts have a 10-execution quota",
         "archive_function.reserved_concurrency": "1: runs must not overlap",
-        "queue.max_concurrency": "2 (the AWS minimum): db.t3.micro allows ~80 connections and 1 GB RAM",
+        "queue.max_concurrency": "2 (the AWS minimum): a small team's ingest; leaves the database to queries",
         "api.throttle_rate_per_s": "not in the seed: a small team's traffic, 10x its expected peak",
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only (Security section asks for encryption, not WAF)",
@@ -279,8 +339,9 @@ SMALL = _tier(
         "nat_gateways": "0: S3 gateway and SQS/Secrets Manager interface endpoints serve every AWS call",
     },
     name="small", seed_scale="Small Business", expected_documents=10_000, document_range=(10_000, 100_000),
-    vector_backend="pgvector",
-    database=DatabaseTier(instance_class="db.t3.micro", allocated_storage_gib=20, max_allocated_storage_gib=100,
+    vector_backend="pgvector", fulltext_backend="postgres", capacity_documents=100_000,
+    pinecone=None, opensearch=None,
+    database=DatabaseTier(instance_class="db.r6g.2xlarge", allocated_storage_gib=50, max_allocated_storage_gib=200,
                           multi_az=False, backup_retention_days=7, deletion_protection=False,
                           seed_monthly_usd=15.0),
     cache=CacheTier(node_type="cache.t3.micro", shards=1, replicas_per_shard=0, cluster_mode=False,
@@ -300,10 +361,19 @@ MID = _tier(
     {
         "vector_backend": "seed > Architecture by Scale > Mid-Market: Pinecone (vectors); Conclusion: "
                           "'If >1M vectors: migrate to Pinecone'",
-        "database.instance_class": "seed > Cost Analysis > Medium Deployment: PostgreSQL RDS (db.t3.small) $30.00",
-        "database.seed_monthly_usd": "seed > Cost Analysis > Medium Deployment: $30.00",
-        "database.allocated_storage_gib": "100K documents of chunks and BM25 postings (vectors move to Pinecone)",
-        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.instance_class": "capacity: the BM25 postings' readable part (3,392 B per chunk) within 75% of "
+                                   "128 GiB holds ~386K documents; 1M would need db.r6g.12xlarge (384 GiB, "
+                                   "~$3,940/month): see the README, mid does not hold its top on PostgreSQL full text",
+        "database.seed_monthly_usd": "seed > Cost Analysis > Medium Deployment: PostgreSQL RDS (db.t3.small) $30.00",
+        "database.allocated_storage_gib": "capacity: 100K documents (bottom of the range) are 108 GiB",
+        "database.max_allocated_storage_gib": "capacity: 1M documents are 1,081 GiB at 14,795 B per chunk (no "
+                                              "vectors in PostgreSQL); within 85% of the ceiling",
+        "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
+        "capacity_documents": "seed > Architecture by Scale > Mid-Market: 100K-1M documents (the top)",
+        "pinecone.pod_type": "seed > Vector Embeddings Storage > Pinecone: Standard pods ($0.096/hour per pod)",
+        "pinecone.pods": "capacity: 1M documents = 78.5M records; ~10M 384-dim records per s1 pod",
+        "pinecone.usd_per_pod_month": "seed > Pinecone: $0.096/hour per pod x 730 h",
+        "opensearch": "PostgreSQL full text (issue 15): no OpenSearch",
         "database.multi_az": "seed > Architecture by Scale: Multi-AZ is the Enterprise tier's",
         "database.backup_retention_days": "14 days: a business corpus is worth two weeks of point-in-time recovery",
         "database.deletion_protection": "on: from Mid-Market the data is a business asset",
@@ -315,7 +385,7 @@ MID = _tier(
         "ingest_function.reserved_concurrency": "10: leaves room for the query function and caps DB connections",
         "query_function.reserved_concurrency": "none: the query function scales with traffic",
         "archive_function.reserved_concurrency": "1: runs must not overlap",
-        "queue.max_concurrency": "10 ingest workers: db.t3.small allows ~170 connections",
+        "queue.max_concurrency": "10 ingest workers: leaves the database's connections to queries",
         "api.throttle_rate_per_s": "not in the seed: 100K documents, several teams",
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only",
@@ -326,8 +396,9 @@ MID = _tier(
                         "needs it; AWS calls still use the free/interface endpoints",
     },
     name="mid", seed_scale="Mid-Market", expected_documents=100_000, document_range=(100_000, 1_000_000),
-    vector_backend="pinecone",
-    database=DatabaseTier(instance_class="db.t3.small", allocated_storage_gib=100, max_allocated_storage_gib=500,
+    vector_backend="pinecone", fulltext_backend="postgres", capacity_documents=1_000_000,
+    pinecone=PineconeTier(pod_type="s1.x1", pods=8, usd_per_pod_month=0.096 * 730), opensearch=None,
+    database=DatabaseTier(instance_class="db.r6g.4xlarge", allocated_storage_gib=150, max_allocated_storage_gib=1300,
                           multi_az=False, backup_retention_days=14, deletion_protection=True,
                           seed_monthly_usd=30.0),
     cache=CacheTier(node_type="cache.m5.large", shards=1, replicas_per_shard=1, cluster_mode=False,
@@ -347,10 +418,28 @@ ENTERPRISE = _tier(
     {
         "vector_backend": "seed > Architecture by Scale > Enterprise: Pinecone or Milvus (vectors)",
         "database.instance_class": "seed > Cost Analysis > Large Deployment: PostgreSQL RDS (Multi-AZ) $300.00; "
-                                   "db.r6g.large gives the BM25 postings 16 GiB of memory",
+                                   "capacity: no hot index left in PostgreSQL (vectors in Pinecone, full text in "
+                                   "OpenSearch): rows by key only",
         "database.seed_monthly_usd": "seed > Cost Analysis > Large Deployment: $300.00 (Multi-AZ)",
-        "database.allocated_storage_gib": "1M documents of chunks and BM25 postings",
-        "database.max_allocated_storage_gib": "storage autoscaling ceiling: 5x the initial size",
+        "database.allocated_storage_gib": "capacity: 1M documents (bottom of the range) are 298 GiB of chunks",
+        "database.max_allocated_storage_gib": "capacity: 10M documents are 2,981 GiB at 4,078 B per chunk (chunks "
+                                              "only); within 85% of the ceiling",
+        "fulltext_backend": "seed > Enterprise: Elasticsearch Cluster (full-text + chunks); Amazon OpenSearch "
+                            "Service; PostgreSQL stays the system of record",
+        "capacity_documents": "seed > Enterprise: 1M+ documents; sized for 10M (10x the bottom)",
+        "pinecone.pod_type": "seed > Cost Analysis > Large Deployment: Pinecone (Standard)",
+        "pinecone.pods": "capacity: 10M documents = 785M records; ~10M 384-dim records per s1 pod",
+        "pinecone.usd_per_pod_month": "seed > Pinecone: $0.096/hour per pod x 730 h",
+        "opensearch.engine_version": "the newest OpenSearch engine the CDK construct library names",
+        "opensearch.data_instance_type": "capacity: 32 GiB (16 GiB heap) per data node; memory-optimised for search",
+        "opensearch.data_nodes": "capacity: 10M documents = 1,948 GiB with one replica; 3 per AZ over 2 AZs",
+        "opensearch.master_instance_type": "AWS: dedicated masters m6g.large.search for clusters up to ~10 data "
+                                           "nodes",
+        "opensearch.master_nodes": "AWS: three dedicated masters keep a quorum when one is lost",
+        "opensearch.ebs_gib_per_node": "capacity: 6 x 400 GiB >= 1,948 GiB (source x 2 x 1.45, AWS sizing)",
+        "opensearch.replicas": "one replica: every shard survives the loss of a node or an AZ",
+        "opensearch.primary_shards": "capacity: 739 GiB of primary index at 10M documents in shards of <= 30 GiB "
+                                     "(AWS: 10-30 GiB for search), a multiple of the 6 data nodes",
         "database.multi_az": "seed > Enterprise: PostgreSQL RDS Multi-AZ (metadata)",
         "database.backup_retention_days": "35 days: RDS's maximum automated retention",
         "database.deletion_protection": "seed > Enterprise: high availability requirements",
@@ -374,9 +463,13 @@ ENTERPRISE = _tier(
         "nat_gateways": "one per AZ: Pinecone's public API must survive the loss of an AZ",
     },
     name="enterprise", seed_scale="Enterprise", expected_documents=1_000_000, document_range=(1_000_000, None),
-    vector_backend="pinecone",
-    database=DatabaseTier(instance_class="db.r6g.large", allocated_storage_gib=500,
-                          max_allocated_storage_gib=2500, multi_az=True, backup_retention_days=35,
+    vector_backend="pinecone", fulltext_backend="opensearch", capacity_documents=10_000_000,
+    pinecone=PineconeTier(pod_type="s1.x1", pods=79, usd_per_pod_month=0.096 * 730),
+    opensearch=OpenSearchTier(engine_version="2.19", data_instance_type="r6g.xlarge.search", data_nodes=6,
+                              master_instance_type="m6g.large.search", master_nodes=3, ebs_gib_per_node=400,
+                              replicas=1, primary_shards=30),
+    database=DatabaseTier(instance_class="db.r6g.large", allocated_storage_gib=400,
+                          max_allocated_storage_gib=3600, multi_az=True, backup_retention_days=35,
                           deletion_protection=True, seed_monthly_usd=300.0),
     cache=CacheTier(node_type="cache.m5.large", shards=2, replicas_per_shard=1, cluster_mode=True,
                     seed_monthly_usd_per_node=100.0),

@@ -45,7 +45,10 @@ def test_default_and_case_insensitive_names() -> None:
 def test_seed_advice_is_encoded() -> None:
     small, mid, ent = (get_tier(n) for n in ALL)
     assert (small.vector_backend, mid.vector_backend, ent.vector_backend) == ("pgvector", "pinecone", "pinecone")
-    assert [t.database.instance_class for t in (small, mid)] == ["db.t3.micro", "db.t3.small"]
+    assert (small.fulltext_backend, mid.fulltext_backend, ent.fulltext_backend) == ("postgres", "postgres",
+                                                                                     "opensearch")
+    assert small.opensearch is None and mid.opensearch is None and ent.opensearch is not None
+    assert small.pinecone is None and mid.pinecone is not None and ent.pinecone is not None
     assert [t.database.multi_az for t in (small, mid, ent)] == [False, False, True]
     assert small.cache.node_type == "cache.t3.micro" and mid.cache.replicas_per_shard >= 1
     assert ent.cache.cluster_mode and not mid.cache.cluster_mode
@@ -64,6 +67,7 @@ def test_cost_estimate_lines_add_up_and_follow_the_tier(name: str) -> None:
     items = [line.item for line in est.lines]
     assert est.total_usd == pytest.approx(sum(line.usd for line in est.lines), abs=0.01)
     assert any("Pinecone" in i for i in items) == (tier.vector_backend == "pinecone")
+    assert any("OpenSearch" in i for i in items) == (tier.fulltext_backend == "opensearch")
     assert any("NAT" in i for i in items) == (tier.nat_gateways > 0)
     assert any("WAF" in i for i in items) == tier.api.waf
     assert any(tier.database.instance_class in i for i in items)
@@ -79,7 +83,8 @@ def test_costs_grow_with_the_tier() -> None:
 def test_cost_command_prints_the_seed_layout_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "--tier", "mid"]) == 0
     out = capsys.readouterr().out
-    assert "PostgreSQL RDS (db.t3.small):" in out and "Total:" in out and "Assumptions:" in out
+    assert f"PostgreSQL RDS ({get_tier('mid').database.instance_class}):" in out
+    assert "Total:" in out and "Seed estimate:" in out and "$   492.00" in out and "Assumptions:" in out
     assert main(["cost", "--tier", "enterprise", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["tier"] == "enterprise" and data["total_usd"] > 0 and data["lines"]
