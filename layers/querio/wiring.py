@@ -21,6 +21,8 @@ from querio.service import QuerioService
 if TYPE_CHECKING:
     from querio.adapters.pinecone_vectors import PineconeVectorStore
     from querio.adapters.postgres.store import PostgresDocumentStore
+    from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints, PostgresVectorSource
+    from querio.adapters.postgres.vectors import PgVectorStore
 
 _lock = threading.Lock()
 
@@ -134,8 +136,23 @@ def build_vector_store(settings: Settings, documents: PostgresDocumentStore) -> 
 
     pinecone = build_pinecone_store(settings)
     pinecone.check_index()
-    return MirroredVectorStore(pgvector, pinecone, documents, serve=settings.vector_backend,
+    return MirroredVectorStore(pgvector, pinecone, build_vector_source(pgvector), serve=settings.vector_backend,
                                shadow=settings.vector_shadow, shadow_sample_rate=settings.vector_shadow_sample_rate)
+
+
+def build_vector_source(pgvector: PgVectorStore) -> PostgresVectorSource:
+    """The pgvector columns as a ``VectorSource`` (``querio vectors``, the Pinecone mirror), on
+    the document store's pool."""
+    from querio.adapters.postgres.vector_source import PostgresVectorSource
+
+    return PostgresVectorSource(pgvector.store)
+
+
+def build_migration_checkpoints(pgvector: PgVectorStore) -> PostgresMigrationCheckpoints:
+    """The cursor of ``querio vectors migrate`` (``vector_migrations``), on the same pool."""
+    from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints
+
+    return PostgresMigrationCheckpoints(pgvector.store)
 
 
 def build_pinecone_store(settings: Settings) -> PineconeVectorStore:
@@ -207,6 +224,7 @@ def build_service(settings: Settings) -> QuerioService:
 
     dsn = database_url(settings)
     migrate(dsn)
+    # one pool behind every storage port (several of their writes share a transaction)
     documents = PostgresDocumentStore(dsn)
     vectors = build_vector_store(settings, documents)
     pgvector = vectors if isinstance(vectors, PgVectorStore) else getattr(vectors, "pgvector", None)
@@ -219,7 +237,8 @@ def build_service(settings: Settings) -> QuerioService:
         return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
 
     blobs = build_blob_store(settings)
-    return QuerioService(settings=settings, documents=documents, vectors=vectors,
+    return QuerioService(settings=settings, documents=documents, chats=documents, query_log=documents,
+                         s3_objects=documents, sweeps=documents, parts=documents, vectors=vectors,
                          blobs=blobs, cache=build_cache(settings), embedder=embedder,
                          answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
                          urls=build_download_urls(settings, blobs), search=search,
