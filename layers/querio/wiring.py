@@ -11,8 +11,6 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from psycopg.conninfo import make_conninfo
-
 from querio.config import Settings, get_settings
 from querio.errors import ConfigurationError, NotFound
 from querio.ports import AnswerGenerator, BlobStore, Cache, DownloadUrls, Embedder, VectorStore
@@ -109,12 +107,14 @@ def dsn_from_secret(secret_arn: str) -> str:
     """A libpq DSN from an RDS-style Secrets Manager secret (``host``, ``port``, ``username``,
     ``password``, ``dbname``), with ``sslmode=require``. Read once per process (cold start);
     a rotated password is picked up by the next container. Errors name the setting."""
+    from querio.adapters.postgres import conninfo
+
     raw = read_secret(secret_arn, "QUERIO_DATABASE_SECRET_ARN")
     try:
         secret = json.loads(raw)
-        return make_conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
-                             password=secret["password"], dbname=secret.get("dbname") or "postgres",
-                             sslmode="require", connect_timeout="10")
+        return conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
+                        password=secret["password"], dbname=secret.get("dbname") or "postgres",
+                        sslmode="require", connect_timeout="10")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(
             "QUERIO_DATABASE_SECRET_ARN: the secret must be JSON with host, port, username, password"
