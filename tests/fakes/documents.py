@@ -56,8 +56,8 @@ class InMemoryDocuments:
         s3 = doc.s3
         row = Document(**doc.model_dump(exclude={"s3", "uploaded_by", "tags"}), tags=list(doc.tags),
                        processing_status=S.PENDING, uploaded_at=now(), updated_at=now(),
-                       s3_bucket=s3 and s3.bucket, s3_key=s3 and s3.key, s3_sequencer=s3 and s3.sequencer,
-                       s3_etag=s3 and s3.etag)
+                       s3_bucket=s3.bucket if s3 else None, s3_key=s3.key if s3 else None,
+                       s3_sequencer=s3.sequencer if s3 else None, s3_etag=s3.etag if s3 else None)
         return self.set(row), True
 
     def get_document(self, tenant_id: str, document_id: uuid.UUID, *, touch: bool = False) -> Document:
