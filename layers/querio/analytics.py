@@ -2,8 +2,8 @@
 
 A search used to make two more database round trips after its answer was ready (one
 ``query_analytics`` row, one ``accessed_at`` update). :class:`AnalyticsWriter` queues them
-instead; one daemon thread writes them in batches (``DocumentStore.record_queries`` and one
-``touch_documents`` per tenant). The queue is bounded: when the database cannot keep up,
+instead; one daemon thread writes them in batches (``QueryLog.record_queries`` and one
+``DocumentStore.touch_documents`` per tenant). The queue is bounded: when the database cannot keep up,
 records are dropped and counted (``dropped``), never waited for, and a failing write is
 logged and counted (``errors``); a search never fails or slows for analytics.
 
@@ -30,10 +30,14 @@ from querio.ports import QueryRecord
 log = logging.getLogger(__name__)
 
 
-class AnalyticsSink(Protocol):
-    """The two ``DocumentStore`` methods the writer needs."""
+class QuerySink(Protocol):
+    """The one ``QueryLog`` method the writer needs."""
 
     def record_queries(self, records: Sequence[QueryRecord]) -> None: ...
+
+
+class AccessSink(Protocol):
+    """The one ``DocumentStore`` method the writer needs."""
 
     def touch_documents(self, tenant_id: str, document_ids: Sequence[uuid.UUID]) -> None: ...
 
@@ -44,9 +48,10 @@ _Item = tuple[QueryRecord, tuple[uuid.UUID, ...]]
 class AnalyticsWriter:
     """A bounded queue of query records drained in batches by one daemon thread (started lazily)."""
 
-    def __init__(self, sink: AnalyticsSink, *, max_queue: int = 10_000, batch: int = 500,
+    def __init__(self, queries: QuerySink, access: AccessSink, *, max_queue: int = 10_000, batch: int = 500,
                  interval_s: float = 0.5) -> None:
-        self._sink = sink
+        self._queries = queries
+        self._access = access
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
         self._batch = batch
         self._interval_s = interval_s
@@ -126,13 +131,13 @@ class AnalyticsWriter:
 
     def _write(self, items: list[_Item]) -> None:
         try:
-            self._sink.record_queries([record for record, _ in items])
+            self._queries.record_queries([record for record, _ in items])
             touched: dict[str, set[uuid.UUID]] = {}
             for record, doc_ids in items:
                 touched.setdefault(record.tenant_id, set()).update(doc_ids)
             for tenant, ids in touched.items():
                 if ids:
-                    self._sink.touch_documents(tenant, sorted(ids))
+                    self._access.touch_documents(tenant, sorted(ids))
             self.written += len(items)
         except Exception:  # analytics must never take anything down
             self.errors += 1

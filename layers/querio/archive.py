@@ -107,11 +107,11 @@ def run_archive(service: QuerioService, *, now: dt.datetime | None = None,
     deleted_before = now - dt.timedelta(days=settings.purge_after_days)
     idle_before = now - dt.timedelta(days=settings.archive_after_days)
     # first the documents users are waiting for (stored, not yet searchable), then the clean-up
-    if (sweep(lambda after: service.documents.indexing_candidates(after_id=after, limit=batch_size),
+    if (sweep(lambda after: service.sweeps.indexing_candidates(after_id=after, limit=batch_size),
               reindex, "reindexed")
-            and sweep(lambda after: service.documents.purge_candidates(deleted_before, after_id=after,
-                                                                        limit=batch_size), purge, "purged")):
-        sweep(lambda after: service.documents.archive_candidates(idle_before, after_id=after, limit=batch_size),
+            and sweep(lambda after: service.sweeps.purge_candidates(deleted_before, after_id=after,
+                                                                     limit=batch_size), purge, "purged")):
+        sweep(lambda after: service.sweeps.archive_candidates(idle_before, after_id=after, limit=batch_size),
               archive, "archived")
     log.info("archive job: %s", report.as_dict())
     return report

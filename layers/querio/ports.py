@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -173,12 +173,12 @@ class TenantIndexes(Protocol):
 
 
 class DocumentStore(Protocol):
-    """Metadata, chunks, chat and analytics (PostgreSQL in every deployment).
+    """Documents and their chunks: the ingest lifecycle and the reads a search needs
+    (PostgreSQL in every deployment, the system of record).
 
-    Every method that touches tenant data takes ``tenant_id`` and filters by it in SQL.
+    Every method that touches tenant data takes ``tenant_id`` and filters by it.
     """
 
-    # documents --------------------------------------------------------------------------
     def claim_document(self, doc: NewDocument) -> tuple[Document, bool]:
         """Insert a ``pending`` document unless one with the same (tenant, sha256) is live.
 
@@ -216,6 +216,9 @@ class DocumentStore(Protocol):
         external vector store holds them.
         """
 
+    def finish_indexing(self, tenant_id: str, document_id: uuid.UUID) -> Document | None:
+        """``indexing`` → ``completed``; ``None`` if it is not (or no longer) indexing."""
+
     def soft_delete(self, tenant_id: str, document_id: uuid.UUID) -> Document:
         """Hide the document from every read at once; chunks stop matching searches."""
 
@@ -236,31 +239,54 @@ class DocumentStore(Protocol):
     def touch_documents(self, tenant_id: str, document_ids: Sequence[uuid.UUID]) -> None:
         """Record ``accessed_at`` (drives the archive policy); best effort, cheap."""
 
-    # chat ----------------------------------------------------------------------------------
+    # lifecycle ---------------------------------------------------------------------------------
+    def healthy(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ChatStore(Protocol):
+    """Chat sessions and their messages, per tenant."""
+
     def create_chat_session(self, tenant_id: str, user_id: str, title: str | None) -> ChatSession: ...
 
-    def get_chat_session(self, tenant_id: str, session_id: uuid.UUID) -> ChatSession: ...
+    def get_chat_session(self, tenant_id: str, session_id: uuid.UUID) -> ChatSession:
+        """``NotFound`` if absent or another tenant's."""
 
-    def list_chat_sessions(self, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[ChatSession]: ...
+    def list_chat_sessions(self, tenant_id: str, *, limit: int = 50, offset: int = 0) -> list[ChatSession]:
+        """Most recently active first."""
 
     def add_chat_message(self, tenant_id: str, session_id: uuid.UUID, role: ChatRole, content: str, *,
                          source_chunks: Sequence[uuid.UUID] = (), metadata: dict[str, Any] | None = None
-                         ) -> ChatMessage: ...
+                         ) -> ChatMessage:
+        """Append a message and bump the session's count atomically; ``NotFound`` as above."""
 
-    def chat_history(self, tenant_id: str, session_id: uuid.UUID, *, limit: int = 100) -> list[ChatMessage]: ...
+    def chat_history(self, tenant_id: str, session_id: uuid.UUID, *, limit: int = 100) -> list[ChatMessage]:
+        """The last ``limit`` messages, oldest first; ``NotFound`` as above."""
 
-    def delete_chat_session(self, tenant_id: str, session_id: uuid.UUID) -> None: ...
+    def delete_chat_session(self, tenant_id: str, session_id: uuid.UUID) -> None:
+        """The session and its messages; ``NotFound`` as above."""
 
-    # analytics -------------------------------------------------------------------------------
+
+class QueryLog(Protocol):
+    """Answered queries (``query_analytics``) and the tenant's usage figures."""
+
     def record_query(self, tenant_id: str, user_id: str, query: str, *, response_time_ms: int,
                      chunks_retrieved: int, success: bool) -> None: ...
 
     def record_queries(self, records: Sequence[QueryRecord]) -> None:
-        """Insert many ``query_analytics`` rows in one round trip (the background writer's batch)."""
+        """Insert many rows in one round trip (the background writer's batch)."""
 
-    def stats(self, tenant_id: str) -> TenantStats: ...
+    def stats(self, tenant_id: str) -> TenantStats:
+        """Counts over the tenant's live documents and its recorded queries."""
 
-    # S3 uploads and archive (issue 3) ------------------------------------------------------------
+    def recent_queries(self, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` recent distinct successful ``(tenant_id, query)`` pairs, newest first."""
+
+
+class S3Objects(Protocol):
+    """Which S3 object each document lives in, and the latest event seen per key (issue 3)."""
+
     def find_by_s3_key(self, tenant_id: str, bucket: str, key: str) -> Document | None:
         """The live document the key ``s3://bucket/key`` holds now for this tenant, if any."""
 
@@ -278,23 +304,28 @@ class DocumentStore(Protocol):
     def blob_shared(self, tenant_id: str, storage_path: str, document_id: uuid.UUID) -> bool:
         """Whether another live document keeps its bytes at ``storage_path``."""
 
-    def finish_indexing(self, tenant_id: str, document_id: uuid.UUID) -> Document | None:
-        """``indexing`` → ``completed``; ``None`` if it is not (or no longer) indexing."""
+
+class Sweeps(Protocol):
+    """The daily job's reads across every tenant (keyset-paged by id) and the archive mark."""
 
     def indexing_candidates(self, *, after_id: uuid.UUID | None = None, limit: int = 50) -> list[Document]:
-        """Live ``indexing`` documents of every tenant, keyset-paged by id."""
-
-    def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
-                           limit: int = 50) -> list[Document]:
-        """Live completed STANDARD documents of every tenant idle since before ``idle_before``."""
-
-    def mark_archived(self, tenant_id: str, document_id: uuid.UUID, storage_class: str) -> Document | None: ...
+        """Live ``indexing`` documents of every tenant."""
 
     def purge_candidates(self, deleted_before: dt.datetime, *, after_id: uuid.UUID | None = None,
                          limit: int = 50) -> list[Document]:
         """Soft-deleted documents of every tenant deleted before ``deleted_before``."""
 
-    # page-range ingest parts of large PDFs (issue 3) ----------------------------------------------
+    def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
+                           limit: int = 50) -> list[Document]:
+        """Live completed STANDARD documents of every tenant idle since before ``idle_before``."""
+
+    def mark_archived(self, tenant_id: str, document_id: uuid.UUID, storage_class: str) -> Document | None:
+        """Record the archive class and time; ``None`` if the document went away meanwhile."""
+
+
+class IngestParts(Protocol):
+    """Page-range ingest parts of large PDFs (issue 3; see ``querio.ingest.parts``)."""
+
     def start_parts(self, tenant_id: str, document_id: uuid.UUID, ranges: Sequence[tuple[int, int]]) -> None:
         """(Re)plan the parts: earlier parts and staged chunks are dropped."""
 
@@ -310,10 +341,69 @@ class DocumentStore(Protocol):
         """Stage a part's chunks and mark it done in one transaction; the last part assembles
         the document (``completed``) and returns it, the others return ``None``."""
 
-    # lifecycle ---------------------------------------------------------------------------------
-    def healthy(self) -> bool: ...
 
-    def close(self) -> None: ...
+# --- the system of record's vectors, for ``querio vectors`` and the Pinecone mirror --------------
+ChunkState = Literal["live", "deleted", "hidden"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkVector:
+    """One chunk's stored vector with the fields an external index filters on."""
+
+    tenant_id: str
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    page_number: int | None
+    page_end: int | None
+    chunk_index: int
+    tags: tuple[str, ...]
+    uploaded_at: dt.datetime
+    values: Vector
+
+
+class VectorSource(Protocol):
+    """Reads of the vectors kept in the system of record (pgvector columns). A *live* vector is
+    one a vector search can return: a chunk with a vector whose document is ``completed`` and
+    not deleted, so counts compare like with like against an external index."""
+
+    def live_counts(self, tenants: Sequence[str] | None = None) -> dict[str, int]:
+        """Live vectors per tenant (every tenant, or those named)."""
+
+    def count_after(self, after: uuid.UUID | None) -> int:
+        """Live vectors of every tenant whose chunk id sorts after ``after`` (all for ``None``)."""
+
+    def batch_after(self, after: uuid.UUID | None, limit: int) -> list[ChunkVector]:
+        """The next ``limit`` live vectors of every tenant in chunk-id order (a keyset page)."""
+
+    def document_vectors(self, tenant_id: str, document_id: uuid.UUID) -> list[ChunkVector]:
+        """A ``completed`` or ``indexing`` document's vectors, in chunk order; empty otherwise."""
+
+    def vectors_by_id(self, tenant_id: str, chunk_ids: Sequence[uuid.UUID]) -> list[ChunkVector]:
+        """Live vectors of the tenant among ``chunk_ids`` (others silently absent)."""
+
+    def live_ids(self, tenant_id: str) -> set[str]:
+        """Ids (as strings) of the tenant's live vectors."""
+
+    def chunk_states(self, tenant_id: str, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChunkState]:
+        """Per id with a chunk row of the tenant: ``live``, ``deleted`` (document soft-deleted) or
+        ``hidden`` (document pending or processing). Ids with no row are absent: orphans."""
+
+
+class MigrationCheckpoints(Protocol):
+    """The resumable cursor of a vector copy (``querio vectors migrate``), by migration name."""
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        """``status``, ``last_chunk_id``, ``copied``, ``batches``, ``runs``, ``started_at``,
+        ``updated_at``, ``finished_at``; ``None`` if the migration never ran."""
+
+    def begin(self, name: str, *, resumed: bool) -> None:
+        """Count one more run of a resumed pass, or start a new pass from the first chunk id."""
+
+    def advance(self, name: str, cursor: uuid.UUID, rows: int) -> None:
+        """Commit a copied batch: the cursor moves to ``cursor``, ``rows`` more were copied."""
+
+    def finish(self, name: str) -> None:
+        """Mark the pass ``completed``."""
 
 
 class VectorStore(Protocol):

@@ -59,13 +59,18 @@ from querio.ports import (
     AnswerGenerator,
     BlobStore,
     Cache,
+    ChatStore,
     ChunkSearch,
     DocumentStore,
     DownloadUrls,
     Embedder,
+    IngestParts,
+    QueryLog,
     QueryRecord,
     RankedChunk,
+    S3Objects,
     StoredChunk,
+    Sweeps,
     TenantIndexes,
     VectorStore,
     utcnow,
@@ -121,20 +126,26 @@ def _occurrences(text: str, term: str) -> list[int]:
 
 
 class QuerioService:
-    def __init__(self, *, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
+    def __init__(self, *, settings: Settings, documents: DocumentStore, chats: ChatStore, query_log: QueryLog,
+                 s3_objects: S3Objects, sweeps: Sweeps, parts: IngestParts, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
                  answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None,
                  search: ChunkSearch | None = None, indexes: TenantIndexes | None = None) -> None:
         self.settings = settings
         self.urls = urls  # None: the blob store's own presigned GETs
         self.documents = documents
+        self.chats = chats
+        self.query_log = query_log
+        self.s3_objects = s3_objects
+        self.sweeps = sweeps  # the archive job's reads across tenants (querio.archive)
+        self.parts = parts  # page-range parts of large PDFs (querio.ingest.parts)
         self.vectors = vectors
         self.blobs = blobs
         self.cache = cache
         #: one-call hybrid search (both legs and the fusion in the engine); None: fuse here
         self.search_engine = search
         self.indexes = indexes
-        self.analytics = AnalyticsWriter(documents)
+        self.analytics = AnalyticsWriter(query_log, documents)
         self._embedder_factory = embedder
         self._answerer_factory = answerer
         self._indexing: set[str] = set()
@@ -200,7 +211,7 @@ class QuerioService:
 
     def _owns_blob(self, doc: Document) -> bool:
         path = doc.storage_path or ""
-        if self.documents.blob_shared(doc.tenant_id, path, doc.id):
+        if self.s3_objects.blob_shared(doc.tenant_id, path, doc.id):
             return False
         try:
             info = self.blobs.head(path)
@@ -249,35 +260,35 @@ class QuerioService:
     def chat(self, principal: Principal, request: ChatRequest) -> ChatReply:
         tenant = principal.tenant_id
         if request.session_id is None:
-            session = self.documents.create_chat_session(tenant, principal.user_id, request.message[:80])
+            session = self.chats.create_chat_session(tenant, principal.user_id, request.message[:80])
         else:
-            session = self.documents.get_chat_session(tenant, request.session_id)
-        history = self.documents.chat_history(tenant, session.id, limit=20)
-        self.documents.add_chat_message(tenant, session.id, ChatRole.USER, request.message)
+            session = self.chats.get_chat_session(tenant, request.session_id)
+        history = self.chats.chat_history(tenant, session.id, limit=20)
+        self.chats.add_chat_message(tenant, session.id, ChatRole.USER, request.message)
         # Retrieval sees the last user turn too, so follow-ups ("and on Windows?") keep context.
         previous = next((m.content for m in reversed(history) if m.role == ChatRole.USER), "")
         retrieval_query = f"{previous} {request.message}".strip() if previous else request.message
         hits = self._retrieve(tenant, retrieval_query, request.k, request.filters, self.settings.hybrid_alpha)
         answer = self._answer(tenant, request.message, hits, history)
-        message = self.documents.add_chat_message(
+        message = self.chats.add_chat_message(
             tenant, session.id, ChatRole.ASSISTANT, answer.answer,
             source_chunks=[h.chunk_id for h in answer.sources],
             metadata={"mode": answer.mode, "citations": [c.model_dump(mode="json") for c in answer.citations]})
         return ChatReply(session_id=session.id, message=message, answer=answer)
 
     def list_chat_sessions(self, principal: Principal, *, limit: int = 50, offset: int = 0) -> list[ChatSession]:
-        return self.documents.list_chat_sessions(principal.tenant_id, limit=limit, offset=offset)
+        return self.chats.list_chat_sessions(principal.tenant_id, limit=limit, offset=offset)
 
     def chat_history(self, principal: Principal, session_id: uuid.UUID) -> list[ChatMessage]:
-        self.documents.get_chat_session(principal.tenant_id, session_id)  # NotFound for others' sessions
-        return self.documents.chat_history(principal.tenant_id, session_id)
+        self.chats.get_chat_session(principal.tenant_id, session_id)  # NotFound for others' sessions
+        return self.chats.chat_history(principal.tenant_id, session_id)
 
     def delete_chat_session(self, principal: Principal, session_id: uuid.UUID) -> None:
-        self.documents.delete_chat_session(principal.tenant_id, session_id)
+        self.chats.delete_chat_session(principal.tenant_id, session_id)
 
     def stats(self, principal: Principal) -> TenantStats:
         self.analytics.flush()  # this process's own queries are counted
-        return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
+        return self._usage_stats(principal.tenant_id, self.query_log.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
         """``status`` is ``degraded`` when the database or the cache does not answer (a stalled or
@@ -538,11 +549,11 @@ class QuerioService:
         from querio.ingest.pdf import count_pages
 
         version = version or S3Version()
-        if version.sequencer and not self.documents.record_s3_event(
+        if version.sequencer and not self.s3_objects.record_s3_event(
                 tenant_id, bucket, key, sequencer=version.sequencer, event_name=version.event_name,
                 etag=version.etag, version_id=version.version_id):
             return _skipped("a later event of this key was already applied (stale or replayed event)")
-        current = self.documents.find_by_s3_key(tenant_id, bucket, key)
+        current = self.s3_objects.find_by_s3_key(tenant_id, bucket, key)
         if current is not None and self._holds_current_bytes(current, key, version.etag):
             return self._unchanged(current, bucket, key, version)
         try:
@@ -572,7 +583,7 @@ class QuerioService:
             if current is not None:  # the key's previous bytes are gone: so is its document
                 self._delete_quietly(current, delete_blob=False)
             self.blobs.delete(key)
-        for retired in self.documents.retired_by_key(tenant_id, bucket, key):
+        for retired in self.s3_objects.retired_by_key(tenant_id, bucket, key):
             self.purge(tenant_id, retired)  # an overwrite's predecessor; the key keeps its new bytes
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(tenant_id)
@@ -594,7 +605,7 @@ class QuerioService:
         return info.metadata.get("sha256") == doc.content_sha256 or bool(info.etag and info.etag == doc.s3_etag)
 
     def _unchanged(self, doc: Document, bucket: str, key: str, version: S3Version) -> IngestOutcome:
-        self.documents.set_s3_location(doc.tenant_id, doc.id, bucket, key, sequencer=version.sequencer,
+        self.s3_objects.set_s3_location(doc.tenant_id, doc.id, bucket, key, sequencer=version.sequencer,
                                        etag=version.etag)
         if doc.processing_status == DocumentStatus.INDEXING:  # a retried message re-syncs its vectors
             doc = self.sync_pending(doc)
@@ -628,7 +639,7 @@ class QuerioService:
                 outcome.document = self.sync_pending(self.documents.get_document(item.tenant_id, item.document_id))
         self._sync_vectors(item.tenant_id, outcome)
         if outcome.document is not None and outcome.document.s3_key:
-            for retired in self.documents.retired_by_key(item.tenant_id, item.bucket, outcome.document.s3_key):
+            for retired in self.s3_objects.retired_by_key(item.tenant_id, item.bucket, outcome.document.s3_key):
                 self.purge(item.tenant_id, retired)
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(item.tenant_id)
@@ -644,13 +655,13 @@ class QuerioService:
         also sends ObjectRemoved): idempotent. The object is gone already, and a newer one may
         be at the key: the blob is never deleted here."""
         version = version or S3Version()
-        if version.sequencer and not self.documents.record_s3_event(
+        if version.sequencer and not self.s3_objects.record_s3_event(
                 tenant_id, bucket, key, sequencer=version.sequencer, event_name=version.event_name,
                 etag=version.etag, version_id=version.version_id):
             return None
         removed = None
         for _ in range(10):  # normally one; a key never holds many
-            doc = self.documents.find_by_s3_key(tenant_id, bucket, key)
+            doc = self.s3_objects.find_by_s3_key(tenant_id, bucket, key)
             if doc is None or (version.sequencer
                                and sequencer_key(doc.s3_sequencer) > sequencer_key(version.sequencer)):
                 break  # the key holds a newer object than this remove is about
@@ -664,7 +675,7 @@ class QuerioService:
         if not doc.storage_path:
             return None
         storage_class = self.blobs.archive(doc.storage_path, sha256=doc.content_sha256)
-        return self.documents.mark_archived(doc.tenant_id, doc.id, storage_class)
+        return self.sweeps.mark_archived(doc.tenant_id, doc.id, storage_class)
 
     # --- caching, rate limits and stats (issue 3) ------------------------------------------------
     #

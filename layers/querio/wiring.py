@@ -11,8 +11,6 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from psycopg.conninfo import make_conninfo
-
 from querio.config import Settings, get_settings
 from querio.errors import ConfigurationError, NotFound
 from querio.ports import AnswerGenerator, BlobStore, Cache, DownloadUrls, Embedder, VectorStore
@@ -21,6 +19,8 @@ from querio.service import QuerioService
 if TYPE_CHECKING:
     from querio.adapters.pinecone_vectors import PineconeVectorStore
     from querio.adapters.postgres.store import PostgresDocumentStore
+    from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints, PostgresVectorSource
+    from querio.adapters.postgres.vectors import PgVectorStore
 
 _lock = threading.Lock()
 
@@ -107,12 +107,14 @@ def dsn_from_secret(secret_arn: str) -> str:
     """A libpq DSN from an RDS-style Secrets Manager secret (``host``, ``port``, ``username``,
     ``password``, ``dbname``), with ``sslmode=require``. Read once per process (cold start);
     a rotated password is picked up by the next container. Errors name the setting."""
+    from querio.adapters.postgres import conninfo
+
     raw = read_secret(secret_arn, "QUERIO_DATABASE_SECRET_ARN")
     try:
         secret = json.loads(raw)
-        return make_conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
-                             password=secret["password"], dbname=secret.get("dbname") or "postgres",
-                             sslmode="require", connect_timeout="10")
+        return conninfo(host=secret["host"], port=str(secret.get("port", 5432)), user=secret["username"],
+                        password=secret["password"], dbname=secret.get("dbname") or "postgres",
+                        sslmode="require", connect_timeout="10")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(
             "QUERIO_DATABASE_SECRET_ARN: the secret must be JSON with host, port, username, password"
@@ -134,8 +136,23 @@ def build_vector_store(settings: Settings, documents: PostgresDocumentStore) -> 
 
     pinecone = build_pinecone_store(settings)
     pinecone.check_index()
-    return MirroredVectorStore(pgvector, pinecone, documents, serve=settings.vector_backend,
+    return MirroredVectorStore(pgvector, pinecone, build_vector_source(pgvector), serve=settings.vector_backend,
                                shadow=settings.vector_shadow, shadow_sample_rate=settings.vector_shadow_sample_rate)
+
+
+def build_vector_source(pgvector: PgVectorStore) -> PostgresVectorSource:
+    """The pgvector columns as a ``VectorSource`` (``querio vectors``, the Pinecone mirror), on
+    the document store's pool."""
+    from querio.adapters.postgres.vector_source import PostgresVectorSource
+
+    return PostgresVectorSource(pgvector.store)
+
+
+def build_migration_checkpoints(pgvector: PgVectorStore) -> PostgresMigrationCheckpoints:
+    """The cursor of ``querio vectors migrate`` (``vector_migrations``), on the same pool."""
+    from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints
+
+    return PostgresMigrationCheckpoints(pgvector.store)
 
 
 def build_pinecone_store(settings: Settings) -> PineconeVectorStore:
@@ -207,6 +224,7 @@ def build_service(settings: Settings) -> QuerioService:
 
     dsn = database_url(settings)
     migrate(dsn)
+    # one pool behind every storage port (several of their writes share a transaction)
     documents = PostgresDocumentStore(dsn)
     vectors = build_vector_store(settings, documents)
     pgvector = vectors if isinstance(vectors, PgVectorStore) else getattr(vectors, "pgvector", None)
@@ -219,7 +237,8 @@ def build_service(settings: Settings) -> QuerioService:
         return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
 
     blobs = build_blob_store(settings)
-    return QuerioService(settings=settings, documents=documents, vectors=vectors,
+    return QuerioService(settings=settings, documents=documents, chats=documents, query_log=documents,
+                         s3_objects=documents, sweeps=documents, parts=documents, vectors=vectors,
                          blobs=blobs, cache=build_cache(settings), embedder=embedder,
                          answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
                          urls=build_download_urls(settings, blobs), search=search,

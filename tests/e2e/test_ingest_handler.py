@@ -89,7 +89,7 @@ def test_object_created_is_ingested_and_searchable(handler: Any, aws: Any, capsy
     [doc] = docs(handler.service)
     assert doc.processing_status == DocumentStatus.COMPLETED
     assert doc.storage_type == "s3" and doc.storage_path == key  # points at the upload, no copy
-    assert handler.service.documents.find_by_s3_key(TENANT, TEST_BUCKET, key).id == doc.id
+    assert handler.service.s3_objects.find_by_s3_key(TENANT, TEST_BUCKET, key).id == doc.id
     hits = handler.service.search(ALICE, SearchRequest(query="portable command-line graphing utility")).results
     assert hits and hits[0].document_id == doc.id
     # another tenant sees nothing
@@ -193,7 +193,8 @@ def test_s3_unavailable_is_retried_and_nothing_is_written(handler: Any, aws: Any
     dead = boto3.client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
                         config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1}))
     real = handler.service
-    broken = QuerioService(settings=s3_settings, documents=real.documents, vectors=real.vectors,
+    broken = QuerioService(settings=s3_settings, documents=real.documents, chats=real.chats, query_log=real.query_log,
+                           s3_objects=real.s3_objects, sweeps=real.sweeps, parts=real.parts, vectors=real.vectors,
                            blobs=S3BlobStore(TEST_BUCKET, lambda: dead), cache=real.cache,
                            embedder=lambda: real.embedder, answerer=lambda e: real.answerer)
     handler.set_service_factory(lambda: broken)
@@ -211,7 +212,8 @@ def test_database_unavailable_is_retried_and_nothing_is_written(handler: Any, aw
     key = upload(aws, make_text_pdf(SAMPLE_PAGES))
     real = handler.service
     down = PostgresDocumentStore("host=127.0.0.1 port=9 dbname=querio user=querio", connect_timeout_s=1)
-    broken = QuerioService(settings=s3_settings, documents=down, vectors=real.vectors, blobs=real.blobs,
+    broken = QuerioService(settings=s3_settings, documents=down, chats=down, query_log=down, s3_objects=down,
+                           sweeps=down, parts=down, vectors=real.vectors, blobs=real.blobs,
                            cache=real.cache, embedder=lambda: real.embedder, answerer=lambda e: real.answerer)
     handler.set_service_factory(lambda: broken)
     record = sqs_record(s3_notification(TEST_BUCKET, key))

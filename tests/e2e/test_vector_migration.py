@@ -14,12 +14,13 @@ import pytest
 from querio import wiring
 from querio.adapters.pinecone_vectors import PineconeVectorStore
 from querio.adapters.postgres.store import PostgresDocumentStore
+from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints, PostgresVectorSource
 from querio.adapters.postgres.vectors import PgVectorStore
 from querio.cli import main
 from querio.config import Settings, load_settings
 from querio.models import Principal, SearchMode, SearchRequest
 from querio.service import QuerioService
-from querio.vectors import source
+from querio.vectors import records
 from querio.vectors.migrate import checkpoint, migrate, migration_name
 from querio.vectors.mirror import MirroredVectorStore
 from querio.vectors.reconcile import reconcile
@@ -68,37 +69,40 @@ def test_migrate_interrupt_resume_rerun_and_verify(corpus: QuerioService, settin
                                                    pinecone_standin: StandinServer, alice: Principal) -> None:  # noqa: F811
     store = corpus.documents
     assert isinstance(store, PostgresDocumentStore)
+    src, cps = PostgresVectorSource(store), PostgresMigrationCheckpoints(store)
     target = wiring.build_pinecone_store(pinecone_settings(settings, pinecone_standin))
-    live = source.live_counts(store)
+    live = src.live_counts()
     total = sum(live.values())
     assert set(live) == {"tenant-alice", "tenant-bob"} and total >= 20
 
-    dry = migrate(store, target, batch_size=4, dry_run=True)
+    dry = migrate(src, cps, target, batch_size=4, dry_run=True)
     assert dry.remaining_at_start == total and dry.batches == -(-total // 4)
-    assert counts(target) == {} and checkpoint(store, migration_name(target)) is None  # nothing written
+    assert counts(target) == {} and checkpoint(cps, migration_name(target)) is None  # nothing written
 
-    first = migrate(store, target, batch_size=4, stop_after=2)  # interrupted after 2 batches
+    first = migrate(src, cps, target, batch_size=4, stop_after=2)  # interrupted after 2 batches
     assert first.stopped_early and not first.completed and first.copied == 8
-    saved = checkpoint(store, migration_name(target))
+    saved = checkpoint(cps, migration_name(target))
     assert saved is not None and saved["status"] == "running" and saved["copied"] == 8
     assert sum(counts(target).values()) == 8
 
-    second = migrate(store, target, batch_size=4)  # resumes after the checkpoint
+    second = migrate(src, cps, target, batch_size=4)  # resumes after the checkpoint
     assert second.resumed and second.start_after == saved["last_chunk_id"]
     assert second.copied == total - 8 and second.copied_total == total and second.completed
     assert counts(target) == live  # equal counts per tenant
-    assert checkpoint(store, migration_name(target))["status"] == "completed"  # type: ignore[index]
+    assert checkpoint(cps, migration_name(target))["status"] == "completed"  # type: ignore[index]
 
-    again = migrate(store, target, batch_size=50)  # a new pass: overwrites, never duplicates
+    again = migrate(src, cps, target, batch_size=50)  # a new pass: overwrites, never duplicates
     assert again.completed and again.copied == total and counts(target) == live
 
     pgvector = PgVectorStore(store)
-    report = verify(store, pgvector, target, embed_query=corpus.embedder.embed_query, questions=QUESTIONS, k=5)
+    report = verify(src, corpus.query_log, pgvector, target, embed_query=corpus.embedder.embed_query,
+                    questions=QUESTIONS, k=5)
     assert report.counts_match and report.query_source == "questions" and report.queries == 6
     assert report.agreement_at_k == 1.0 and report.recall_at_k == {"pgvector": 1.0, "pinecone": 1.0}
     # once users have searched, their stored queries are the sample
     corpus.search(alice, SearchRequest(query="sourdough starter feeding", k=3))
-    report = verify(store, pgvector, target, embed_query=corpus.embedder.embed_query, questions=QUESTIONS, k=5)
+    report = verify(src, corpus.query_log, pgvector, target, embed_query=corpus.embedder.embed_query,
+                    questions=QUESTIONS, k=5)
     assert report.query_source == "query_analytics" and report.queries == 1
 
 
@@ -107,8 +111,9 @@ def test_cut_over_with_shadow_keeps_both_stores_in_step(corpus: QuerioService, s
                                                         alice: Principal, bob: Principal) -> None:
     store = corpus.documents
     assert isinstance(store, PostgresDocumentStore)
+    src, cps = PostgresVectorSource(store), PostgresMigrationCheckpoints(store)
     target = wiring.build_pinecone_store(pinecone_settings(settings, pinecone_standin))
-    migrate(store, target)
+    migrate(src, cps, target)
     cut = wiring.build_service(pinecone_settings(settings, pinecone_standin, vector_backend="pinecone",
                                                  vector_shadow=True, result_cache=False))
     try:
@@ -125,13 +130,13 @@ def test_cut_over_with_shadow_keeps_both_stores_in_step(corpus: QuerioService, s
         before = counts(target)["tenant-bob"]
         outcome = cut.ingest(bob, pdf(2, "bob-2"), "bob-2.pdf")
         assert outcome.document is not None
-        assert counts(target)["tenant-bob"] == before + outcome.chunks == source.live_counts(store)["tenant-bob"]
+        assert counts(target)["tenant-bob"] == before + outcome.chunks == src.live_counts()["tenant-bob"]
         cut.delete_document(bob, outcome.document.id)
         assert counts(target)["tenant-bob"] == before
         # and a reprocessed document is replaced, not doubled
         alice_doc = cut.list_documents(alice).documents[0]
         cut.reprocess(alice, alice_doc.id)
-        assert counts(target) == source.live_counts(store)
+        assert counts(target) == src.live_counts()
     finally:
         cut.close()
 
@@ -140,20 +145,21 @@ def test_reconcile_repairs_missing_vectors_and_orphans(corpus: QuerioService, se
                                                        pinecone_standin: StandinServer) -> None:  # noqa: F811
     store = corpus.documents
     assert isinstance(store, PostgresDocumentStore)
+    src, cps = PostgresVectorSource(store), PostgresMigrationCheckpoints(store)
     target = wiring.build_pinecone_store(pinecone_settings(settings, pinecone_standin))
-    migrate(store, target)
-    alice_ids = sorted(source.live_ids(store, "tenant-alice"))
+    migrate(src, cps, target)
+    alice_ids = sorted(src.live_ids("tenant-alice"))
     target.delete_ids("tenant-alice", alice_ids[:3])  # a lost write
-    stray = source.records_by_id(store, "tenant-alice", [uuid.UUID(alice_ids[5])])[0]
+    stray = records.records_by_id(src, "tenant-alice", [uuid.UUID(alice_ids[5])])[0]
     target.upsert_records("tenant-bob", [stray])  # a record with no chunk row in bob's tenant
 
-    dry = reconcile(store, target, dry_run=True)
+    dry = reconcile(src, target, dry_run=True)
     assert (dry.missing, dry.orphans) == (3, 1)
-    assert sum(counts(target).values()) == sum(source.live_counts(store).values()) - 3 + 1  # untouched
-    fixed = reconcile(store, target)
+    assert sum(counts(target).values()) == sum(src.live_counts().values()) - 3 + 1  # untouched
+    fixed = reconcile(src, target)
     assert fixed.tenants["tenant-alice"].missing == 3 and fixed.tenants["tenant-bob"].orphans == 1
-    assert counts(target) == source.live_counts(store)
-    assert reconcile(store, target, dry_run=True).missing == 0
+    assert counts(target) == src.live_counts()
+    assert reconcile(src, target, dry_run=True).missing == 0
 
 
 def test_vectors_commands(corpus: QuerioService, settings: Settings, pinecone_standin: StandinServer,  # noqa: F811

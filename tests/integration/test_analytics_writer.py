@@ -24,7 +24,7 @@ def _record(tenant: str, query: str) -> QueryRecord:
 def test_records_and_access_times_are_written_in_batches(pg_store: PostgresDocumentStore, pg_dsn: str) -> None:
     doc = ingest(pg_store, "t-a", ["walrus facts"])
     other = ingest(pg_store, "t-b", ["other tenant"])
-    writer = AnalyticsWriter(pg_store)
+    writer = AnalyticsWriter(pg_store, pg_store)
     for i in range(5):
         writer.submit(_record("t-a", f"q{i}\x00"), [doc.id, other.id])  # another tenant's id: ignored
     assert writer.flush()
@@ -39,7 +39,7 @@ def test_records_and_access_times_are_written_in_batches(pg_store: PostgresDocum
 
 def test_a_dead_database_never_reaches_the_caller() -> None:
     dead = PostgresDocumentStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout_s=1.0)
-    writer = AnalyticsWriter(dead, max_queue=2)
+    writer = AnalyticsWriter(dead, dead, max_queue=2)
     for i in range(20):
         writer.submit(_record("t-a", f"q{i}"))  # never raises
     assert writer.dropped > 0  # the bounded queue overflowed while the first write was failing

@@ -145,7 +145,7 @@ def test_download_url_route_signs_for_cloudfront_and_archived_documents_answer_a
     verify_cloudfront_url(url, key_pair[1])
     # archived and not restored: the same 409 as with S3 presigned URLs, before anything is signed
     cf_service.blobs.archive(doc.storage_path)
-    cf_service.documents.mark_archived(ALICE.tenant_id, doc.id, "GLACIER")
+    cf_service.sweeps.mark_archived(ALICE.tenant_id, doc.id, "GLACIER")
     with pytest.raises(Conflict, match="archived"):
         cf_service.create_download_url(ALICE, doc.id)
 

@@ -22,6 +22,7 @@ from querio.adapters.pinecone_vectors import (
     pinecone_filter,
 )
 from querio.adapters.postgres.store import PostgresDocumentStore
+from querio.adapters.postgres.vector_source import PostgresVectorSource
 from querio.adapters.postgres.vectors import PgVectorStore
 from querio.config import load_settings
 from querio.errors import ConfigurationError, TransientError, ValidationFailed
@@ -155,8 +156,8 @@ def test_api_key_from_secrets_manager(secret: str, expected: str, tmp_path, monk
 @pytest.fixture
 def mirror(pg_store: PostgresDocumentStore, pinecone_standin: StandinServer  # noqa: F811
            ) -> Iterator[MirroredVectorStore]:
-    yield MirroredVectorStore(PgVectorStore(pg_store), adapter(pinecone_standin), pg_store, serve="pinecone",
-                              shadow=True)
+    yield MirroredVectorStore(PgVectorStore(pg_store), adapter(pinecone_standin), PostgresVectorSource(pg_store),
+                              serve="pinecone", shadow=True)
 
 
 def test_sync_serve_and_purge(mirror: MirroredVectorStore, pg_store: PostgresDocumentStore,
@@ -204,7 +205,8 @@ def test_a_failed_sync_never_fails_the_ingest(pg_store: PostgresDocumentStore, n
     with running(StandinIndex(INDEX, 384), api_key=API_KEY) as server:
         url = server.url
     dead = PineconeVectorStore(lambda: pinecone_client(API_KEY, url), index_name=INDEX, host=url)
-    mirror = MirroredVectorStore(PgVectorStore(pg_store), dead, pg_store, serve="pgvector", shadow=True)
+    mirror = MirroredVectorStore(PgVectorStore(pg_store), dead, PostgresVectorSource(pg_store), serve="pgvector",
+                                 shadow=True)
     doc = ingest(pg_store, "t1", ["x"], embeddings=unit_vectors(1))
     before = counters["VectorSyncFailures"]
     mirror.document_stored("t1", doc.id)  # logs and counts, does not raise

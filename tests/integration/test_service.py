@@ -128,9 +128,9 @@ def test_search_path_reads_the_corpus_version_once_and_writes_analytics_later(
     real_version = service.documents.corpus_version
     monkeypatch.setattr(service.documents, "corpus_version", lambda t: reads.append(t) or real_version(t))
     writes: list[int] = []
-    real_record = service.documents.record_queries
-    monkeypatch.setattr(service.documents, "record_queries", lambda rs: writes.append(len(rs)) or real_record(rs))
-    monkeypatch.setattr(service.documents, "record_query", lambda *a, **kw: pytest.fail("written on the request path"))
+    real_record = service.query_log.record_queries
+    monkeypatch.setattr(service.query_log, "record_queries", lambda rs: writes.append(len(rs)) or real_record(rs))
+    monkeypatch.setattr(service.query_log, "record_query", lambda *a, **kw: pytest.fail("written on the request path"))
     for q in ("fix a flat tyre", "knead the dough", "fix a flat tyre", "tomato stakes"):
         service.search(alice, SearchRequest(query=q, k=3))
     assert reads == [alice.tenant_id]

@@ -87,7 +87,7 @@ def split_upload(service: QuerioService, tenant_id: str, s3: S3Binding, filename
         return IngestOutcome(status="in_progress", document=doc, reason="another worker is ingesting it")
     ranges = plan_parts(page_count, service.settings.pages_per_part)
     try:
-        docs.start_parts(tenant_id, doc.id, ranges)
+        service.parts.start_parts(tenant_id, doc.id, ranges)
         enqueue([IngestPart(tenant_id=tenant_id, document_id=doc.id, bucket=bucket,
                             key=claimed.storage_path or key, part_no=i, parts_total=len(ranges),
                             page_from=a, page_to=b).model_dump(mode="json")
@@ -108,7 +108,7 @@ def ingest_part(service: QuerioService, item: IngestPart) -> IngestOutcome:
     """Parse, chunk, embed and stage one part; the last part completes the document."""
     started = time.perf_counter()
     docs, tenant, doc_id = service.documents, item.tenant_id, item.document_id
-    part = docs.claim_part(tenant, doc_id, item.part_no, stale_after_s=STALE_PROCESSING_S)
+    part = service.parts.claim_part(tenant, doc_id, item.part_no, stale_after_s=STALE_PROCESSING_S)
     if part is None:
         return IngestOutcome(status="duplicate", document=None,
                              reason=f"part {item.part_no} is done, held by another worker, or its document is gone")
@@ -124,30 +124,30 @@ def ingest_part(service: QuerioService, item: IngestPart) -> IngestOutcome:
         info = ({"title": parsed.info.title, "author": parsed.info.author, "language": parsed.info.language,
                  "created_date": parsed.info.created_date.isoformat() if parsed.info.created_date else None}
                 if item.part_no == 0 else {})
-        doc = docs.store_part(tenant, doc_id, item.part_no, chunks=chunks,
+        doc = service.parts.store_part(tenant, doc_id, item.part_no, chunks=chunks,
                               embeddings=vectors if service.vectors.colocated else None,
                               stats={"word_count": parsed.word_count, "empty_pages": len(parsed.empty_pages),
                                      "info": info}, index_stride=PART_INDEX_STRIDE,
                               indexing=service.pipeline.indexing)
     except PermanentIngestError as exc:
-        docs.fail_part(tenant, doc_id, item.part_no, exc.message)
+        service.parts.fail_part(tenant, doc_id, item.part_no, exc.message)
         failed = docs.mark_failed(tenant, doc_id, code=exc.code, message=f"part {item.part_no}: {exc.message}")
         return IngestOutcome(status="failed", document=failed, reason=exc.message, error_code=exc.code)
     except TransientError:
         try:
-            docs.fail_part(tenant, doc_id, item.part_no, "dependency unavailable; retried")
+            service.parts.fail_part(tenant, doc_id, item.part_no, "dependency unavailable; retried")
         except Exception:
             log.warning("could not record the failure of part %d of %s", item.part_no, doc_id)
         raise
     except Exception as exc:  # a bug or a library choking on these pages: the document fails, once
         log.exception("part %d of document %s failed unexpectedly", item.part_no, doc_id)
         code, message = failure_of(exc)
-        docs.fail_part(tenant, doc_id, item.part_no, message)
+        service.parts.fail_part(tenant, doc_id, item.part_no, message)
         failed = docs.mark_failed(tenant, doc_id, code=code, message=f"part {item.part_no}: {message}")
         return IngestOutcome(status="failed", document=failed, reason=message, error_code=code)
     except BaseException as exc:
         try:
-            docs.fail_part(tenant, doc_id, item.part_no, f"{type(exc).__name__}: {exc}")
+            service.parts.fail_part(tenant, doc_id, item.part_no, f"{type(exc).__name__}: {exc}")
         except Exception:
             log.warning("could not record the failure of part %d of %s", item.part_no, doc_id)
         raise

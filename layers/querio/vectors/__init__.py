@@ -6,7 +6,8 @@
   shadows queries (dual writes, orphan repair, shadow agreement);
 * :mod:`~querio.vectors.migrate`, :mod:`~querio.vectors.verify`, :mod:`~querio.vectors.reconcile`:
   ``querio vectors migrate | verify | reconcile``;
-* :mod:`~querio.vectors.source`: the PostgreSQL reads they share.
+* :mod:`~querio.vectors.records`: Pinecone records from the ``VectorSource`` port (the reads
+  themselves are adapters': ``querio.adapters.postgres.vector_source``).
 
 Nothing here is imported by the domain except ``sync`` (a protocol, no I/O).
 """

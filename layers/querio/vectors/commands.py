@@ -25,9 +25,9 @@ from rich.table import Table
 from querio.errors import ValidationFailed
 
 if TYPE_CHECKING:
-    from querio.adapters.postgres.store import PostgresDocumentStore
     from querio.adapters.postgres.vectors import PgVectorStore
     from querio.cli import Ctx
+    from querio.ports import VectorSource
     from querio.vectors.verify import VerifyReport
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parents[3].parent / "shared" / "eval" / "questions.jsonl"
@@ -73,19 +73,17 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Argu
     p.set_defaults(func=cmd_index)
 
 
-def _stores(ctx: Ctx) -> tuple[PostgresDocumentStore, PgVectorStore]:
-    from querio.adapters.postgres.store import PostgresDocumentStore
+def _stores(ctx: Ctx) -> tuple[VectorSource, PgVectorStore]:
     from querio.adapters.postgres.vectors import PgVectorStore
     from querio.vectors.mirror import MirroredVectorStore
+    from querio.wiring import build_vector_source
 
-    service = ctx.service
-    store = cast(PostgresDocumentStore, service.documents)
-    vectors = service.vectors
+    vectors = ctx.service.vectors
     pgvector = vectors.pgvector if isinstance(vectors, MirroredVectorStore) else cast(PgVectorStore, vectors)
-    return store, pgvector
+    return build_vector_source(pgvector), pgvector
 
 
-def _verify(ctx: Ctx, store: PostgresDocumentStore, pgvector: PgVectorStore) -> VerifyReport:
+def _verify(ctx: Ctx, source: VectorSource, pgvector: PgVectorStore) -> VerifyReport:
     from querio.vectors.verify import load_questions, verify
     from querio.wiring import build_pinecone_store
 
@@ -97,7 +95,7 @@ def _verify(ctx: Ctx, store: PostgresDocumentStore, pgvector: PgVectorStore) -> 
         raise ValidationFailed(f"{args.questions}: no such file")
     questions = load_questions(path) if path else []
     embedder = ctx.service.embedder if args.sample > 0 else None
-    return verify(store, pgvector, build_pinecone_store(ctx.settings),
+    return verify(source, ctx.service.query_log, pgvector, build_pinecone_store(ctx.settings),
                   embed_query=embedder.embed_query if embedder else None, questions=questions, k=args.k,
                   sample=args.sample)
 
@@ -121,10 +119,10 @@ def _print_verify(ctx: Ctx, report: VerifyReport) -> None:
 
 def cmd_migrate(ctx: Ctx) -> int:
     from querio.vectors.migrate import MigrationReport, migrate
-    from querio.wiring import build_pinecone_store
+    from querio.wiring import build_migration_checkpoints, build_pinecone_store
 
     args = ctx.args
-    store, pgvector = _stores(ctx)
+    source, pgvector = _stores(ctx)
     target = build_pinecone_store(ctx.settings)
     progress = Progress(TextColumn("[bold]migrating"), BarColumn(), MofNCompleteColumn(), TextColumn("vectors"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=ctx.err, transient=False)
@@ -140,14 +138,15 @@ def cmd_migrate(ctx: Ctx) -> int:
         progress.advance(task[0], rows)
 
     try:
-        report = migrate(store, target, batch_size=args.batch_size, dry_run=args.dry_run, stop_after=args.stop_after,
-                         restart=args.restart, on_start=on_start, on_batch=on_batch)
+        report = migrate(source, build_migration_checkpoints(pgvector), target, batch_size=args.batch_size,
+                         dry_run=args.dry_run, stop_after=args.stop_after, restart=args.restart,
+                         on_start=on_start, on_batch=on_batch)
     finally:
         progress.stop()
     result: dict[str, Any] = {"migration": asdict(report)}
     verified = None
     if report.completed and not args.no_verify:
-        verified = _verify(ctx, store, pgvector)
+        verified = _verify(ctx, source, pgvector)
         result["verify"] = asdict(verified)
     if ctx.json:
         ctx.emit_json(result)
@@ -170,8 +169,8 @@ def cmd_migrate(ctx: Ctx) -> int:
 
 
 def cmd_verify(ctx: Ctx) -> int:
-    store, pgvector = _stores(ctx)
-    report = _verify(ctx, store, pgvector)
+    source, pgvector = _stores(ctx)
+    report = _verify(ctx, source, pgvector)
     if ctx.json:
         ctx.emit_json(asdict(report))
     else:
@@ -183,8 +182,8 @@ def cmd_reconcile(ctx: Ctx) -> int:
     from querio.vectors.reconcile import reconcile
     from querio.wiring import build_pinecone_store
 
-    store, _ = _stores(ctx)
-    report = reconcile(store, build_pinecone_store(ctx.settings), dry_run=ctx.args.dry_run)
+    source, _ = _stores(ctx)
+    report = reconcile(source, build_pinecone_store(ctx.settings), dry_run=ctx.args.dry_run)
     if ctx.json:
         ctx.emit_json(asdict(report) | {"missing": report.missing, "orphans": report.orphans})
         return 0

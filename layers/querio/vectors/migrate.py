@@ -1,9 +1,9 @@
 """``querio vectors migrate --from pgvector --to pinecone``: copy every live vector, resumably.
 
-How: live vectors (see :mod:`querio.vectors.source`) are read in chunk-id order, ``batch_size``
+How: live vectors (the ``VectorSource`` port) are read in chunk-id order, ``batch_size``
 at a time (a keyset page over the primary key), grouped by tenant and upserted into each
 tenant's namespace (Pinecone id = chunk id, so a re-run overwrites and never duplicates).
-After each batch the cursor is committed to ``vector_migrations`` (migration 0004); a killed
+After each batch the cursor is committed (``MigrationCheckpoints``; ``vector_migrations``, migration 0004); a killed
 run resumes after the last committed batch. A completed pass, run again, starts a new pass
 from the beginning (re-copying is harmless and picks up anything written meanwhile).
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from querio.adapters.pinecone_vectors import PineconeVectorStore, VectorRecord
-from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.errors import ValidationFailed
-from querio.vectors import source
+from querio.ports import MigrationCheckpoints, VectorSource
+from querio.vectors import records
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ def migration_name(target: PineconeVectorStore) -> str:
     return f"pgvector->pinecone:{target.index_name}:{target.namespace_prefix}"
 
 
-def migrate(store: PostgresDocumentStore, target: PineconeVectorStore, *, batch_size: int = DEFAULT_BATCH_SIZE,
-            dry_run: bool = False, stop_after: int | None = None, restart: bool = False,
+def migrate(source: VectorSource, checkpoints: MigrationCheckpoints, target: PineconeVectorStore, *,
+            batch_size: int = DEFAULT_BATCH_SIZE, dry_run: bool = False, stop_after: int | None = None,
+            restart: bool = False,
             on_start: Callable[[MigrationReport], None] | None = None,
             on_batch: Callable[[MigrationReport, int], None] | None = None) -> MigrationReport:
     """Copy live pgvector vectors to ``target`` (see the module docstring).
@@ -74,33 +75,33 @@ def migrate(store: PostgresDocumentStore, target: PineconeVectorStore, *, batch_
         raise ValidationFailed(f"--stop-after must be at least 1 (got {stop_after})")
     target.check_index()
     name = migration_name(target)
-    checkpoint = _load(store, name)
+    checkpoint = checkpoints.load(name)
     resumed = bool(checkpoint and checkpoint["status"] == "running" and not restart)
     cursor: uuid.UUID | None = checkpoint["last_chunk_id"] if resumed and checkpoint else None
-    planned = source.live_counts(store)
+    planned = source.live_counts()
     report = MigrationReport(name=name, dry_run=dry_run, resumed=resumed, start_after=cursor,
-                             total_live=sum(planned.values()), remaining_at_start=source.count_after(store, cursor),
+                             total_live=sum(planned.values()), remaining_at_start=source.count_after(cursor),
                              copied_total=int(checkpoint["copied"]) if resumed and checkpoint else 0,
                              planned_per_tenant=planned)
     if dry_run:
         report.batches = math.ceil(report.remaining_at_start / batch_size)
         return report
-    _begin(store, name, resumed=resumed)
+    checkpoints.begin(name, resumed=resumed)
     if on_start:
         on_start(report)
     per_tenant: dict[str, int] = defaultdict(int)
     while True:
-        rows = source.batch_after(store, cursor, batch_size)
+        rows = records.batch_after(source, cursor, batch_size)
         if not rows:
             break
         by_tenant: dict[str, list[VectorRecord]] = defaultdict(list)
         for row in rows:
             by_tenant[row.tenant_id].append(row.record)
-        for tenant, records in by_tenant.items():
-            report.requests += target.upsert_records(tenant, records)
-            per_tenant[tenant] += len(records)
+        for tenant, batch in by_tenant.items():
+            report.requests += target.upsert_records(tenant, batch)
+            per_tenant[tenant] += len(batch)
         cursor = rows[-1].record.chunk_id
-        _advance(store, name, cursor, len(rows))  # only after Pinecone accepted the whole batch
+        checkpoints.advance(name, cursor, len(rows))  # only after Pinecone accepted the whole batch
         report.copied += len(rows)
         report.copied_total += len(rows)
         report.batches += 1
@@ -108,48 +109,15 @@ def migrate(store: PostgresDocumentStore, target: PineconeVectorStore, *, batch_
         if on_batch:
             on_batch(report, len(rows))
         if stop_after is not None and report.batches >= stop_after:
-            report.stopped_early = source.count_after(store, cursor) > 0
+            report.stopped_early = source.count_after(cursor) > 0
             if report.stopped_early:
                 log.info("migration %s stopped after %d batches at %s", name, report.batches, cursor)
                 return report
-    _finish(store, name)
+    checkpoints.finish(name)
     report.completed = True
     return report
 
 
-def checkpoint(store: PostgresDocumentStore, name: str) -> dict[str, Any] | None:
-    """The stored checkpoint row of migration ``name`` (for reports and tests)."""
-    return _load(store, name)
-
-
-def _load(store: PostgresDocumentStore, name: str) -> dict[str, Any] | None:
-    with store.connection() as conn:
-        row = conn.execute("SELECT status, last_chunk_id, copied, batches, runs, started_at, updated_at, finished_at"
-                           " FROM vector_migrations WHERE name = %s", (name,)).fetchone()
-    if row is None:
-        return None
-    keys = ("status", "last_chunk_id", "copied", "batches", "runs", "started_at", "updated_at", "finished_at")
-    return dict(zip(keys, row, strict=True))
-
-
-def _begin(store: PostgresDocumentStore, name: str, *, resumed: bool) -> None:
-    with store.connection() as conn:
-        if resumed:
-            conn.execute("UPDATE vector_migrations SET runs = runs + 1, updated_at = now() WHERE name = %s", (name,))
-        else:  # a new pass: from the first chunk id
-            conn.execute(
-                "INSERT INTO vector_migrations (name, source, target, runs) VALUES (%s, 'pgvector', 'pinecone', 1)"
-                " ON CONFLICT (name) DO UPDATE SET status = 'running', last_chunk_id = NULL, copied = 0, batches = 0,"
-                " runs = 1, started_at = now(), updated_at = now(), finished_at = NULL", (name,))
-
-
-def _advance(store: PostgresDocumentStore, name: str, cursor: uuid.UUID, rows: int) -> None:
-    with store.connection() as conn:
-        conn.execute("UPDATE vector_migrations SET last_chunk_id = %s, copied = copied + %s, batches = batches + 1,"
-                     " updated_at = now() WHERE name = %s", (cursor, rows, name))
-
-
-def _finish(store: PostgresDocumentStore, name: str) -> None:
-    with store.connection() as conn:
-        conn.execute("UPDATE vector_migrations SET status = 'completed', finished_at = now(), updated_at = now()"
-                     " WHERE name = %s", (name,))
+def checkpoint(checkpoints: MigrationCheckpoints, name: str) -> dict[str, Any] | None:
+    """The stored checkpoint of migration ``name`` (for reports and tests)."""
+    return checkpoints.load(name)

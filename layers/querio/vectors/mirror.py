@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from querio.adapters.pinecone_vectors import PineconeVectorStore
-from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.adapters.postgres.vectors import PgVectorStore
 from querio.models import ChunkRef, SearchFilters
 from querio.observability import MetricUnit, emit
-from querio.ports import Vector
-from querio.vectors import source
+from querio.ports import Vector, VectorSource
+from querio.vectors import records
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +71,12 @@ class MirroredVectorStore:
 
     colocated = True  # the chunk rows keep their vectors, written with the chunks
 
-    def __init__(self, pgvector: PgVectorStore, pinecone: PineconeVectorStore, store: PostgresDocumentStore, *,
+    def __init__(self, pgvector: PgVectorStore, pinecone: PineconeVectorStore, source: VectorSource, *,
                  serve: Backend, shadow: bool = False, shadow_sample_rate: float = 1.0,
                  rng: random.Random | None = None) -> None:
         self.pgvector = pgvector
         self.pinecone = pinecone
-        self.store = store
+        self.source = source
         self.serve = serve
         self.name: str = serve
         self.shadow = shadow
@@ -90,8 +89,7 @@ class MirroredVectorStore:
                embeddings: Vector, metadata: Sequence[dict[str, Any]]) -> None:
         """Write into the chunk rows, then copy the document's live vectors to Pinecone."""
         self.pgvector.upsert(tenant_id, document_id, chunk_ids, embeddings, metadata)
-        records = source.records_by_id(self.store, tenant_id, chunk_ids)
-        self.pinecone.upsert_records(tenant_id, records)
+        self.pinecone.upsert_records(tenant_id, records.records_by_id(self.source, tenant_id, chunk_ids))
 
     def delete_document(self, tenant_id: str, document_id: uuid.UUID) -> None:
         self.pinecone.delete_document(tenant_id, document_id)
@@ -106,10 +104,10 @@ class MirroredVectorStore:
         ids) deletes the old records first; a new document skips that delete, because Pinecone
         rate-limits delete-by-metadata per namespace and bulk ingests would hit it. Never raises."""
         try:
-            records = source.document_records(self.store, tenant_id, document_id)
+            stored = records.document_records(self.source, tenant_id, document_id)
             if replaced:
                 self.pinecone.delete_document(tenant_id, document_id)
-            self.pinecone.upsert_records(tenant_id, records)
+            self.pinecone.upsert_records(tenant_id, stored)
         except Exception:
             emit("VectorSyncFailures")
             log.exception("could not copy the vectors of document %s (tenant %s) to Pinecone; "
@@ -155,7 +153,7 @@ class MirroredVectorStore:
         """Drop hits that are not live chunks; delete (repair) orphans and soft-deleted ones."""
         if not refs:
             return refs, False
-        states = source.chunk_states(self.store, tenant_id, [r.chunk_id for r in refs])
+        states = self.source.chunk_states(tenant_id, [r.chunk_id for r in refs])
         stale = [r.chunk_id for r in refs if states.get(r.chunk_id, "orphan") in ("orphan", "deleted")]
         if stale:
             emit("VectorOrphans", len(stale))

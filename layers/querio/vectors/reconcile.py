@@ -1,6 +1,6 @@
 """``querio vectors reconcile``: make each tenant's Pinecone namespace equal its live pgvector rows.
 
-Per tenant: the live chunk ids in PostgreSQL (see :mod:`querio.vectors.source`) are compared
+Per tenant: the live chunk ids in PostgreSQL (``VectorSource.live_ids``) are compared
 with every id listed in the namespace (pages of 100). Chunk rows missing in Pinecone (a crash
 between a document's commit and its Pinecone write, a failed sync) are re-upserted from the
 pgvector column; Pinecone records with no live chunk row (orphans: a missed delete, a
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from querio.adapters.pinecone_vectors import PineconeVectorStore
-from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.observability import emit
-from querio.vectors import source
+from querio.ports import VectorSource
+from querio.vectors import records
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ class ReconcileReport:
         return sum(t.orphans for t in self.tenants.values())
 
 
-def reconcile(store: PostgresDocumentStore, target: PineconeVectorStore, *, dry_run: bool = False,
+def reconcile(source: VectorSource, target: PineconeVectorStore, *, dry_run: bool = False,
               tenants: Sequence[str] | None = None) -> ReconcileReport:
     """Repair every tenant (or those named) and report what differed. Raises ``TransientError``."""
     report = ReconcileReport(dry_run=dry_run)
-    names = set(tenants) if tenants is not None else set(source.live_counts(store)) | set(target.namespace_counts())
+    names = set(tenants) if tenants is not None else set(source.live_counts()) | set(target.namespace_counts())
     for tenant in sorted(names):
-        pg_ids = source.live_ids(store, tenant)
+        pg_ids = source.live_ids(tenant)
         pc_ids: set[str] = set()
         for page in target.list_ids(tenant):
             pc_ids.update(page)
@@ -67,7 +67,7 @@ def reconcile(store: PostgresDocumentStore, target: PineconeVectorStore, *, dry_
         log.info("reconcile %s: re-upserting %d missing, deleting %d orphans", tenant, len(missing), len(orphans))
         for start in range(0, len(missing), REPAIR_BATCH):
             ids = [uuid.UUID(i) for i in missing[start:start + REPAIR_BATCH]]
-            target.upsert_records(tenant, source.records_by_id(store, tenant, ids))
+            target.upsert_records(tenant, records.records_by_id(source, tenant, ids))
         if orphans:
             target.delete_ids(tenant, orphans)
         emit("VectorsReupserted", len(missing))

@@ -2,7 +2,7 @@
 
 Two checks:
 
-1. **Counts per tenant**: live vectors in PostgreSQL (see :mod:`querio.vectors.source`)
+1. **Counts per tenant**: live vectors in PostgreSQL (``VectorSource.live_counts``)
    against the records in the tenant's Pinecone namespace (``describe_index_stats``; on real
    Pinecone these lag writes by seconds, so verify after writes settle).
 2. **Answers on real queries**: up to ``sample`` recent distinct queries from
@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from querio.adapters.pinecone_vectors import PineconeVectorStore
-from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.adapters.postgres.vectors import PgVectorStore
 from querio.errors import ValidationFailed
 from querio.models import ChunkRef, SearchFilters
-from querio.ports import Vector
-from querio.vectors import source
+from querio.ports import QueryLog, Vector, VectorSource
 from querio.vectors.mirror import agreement
 
 EXACT = 2**62  # exact_scan_max_rows that no tenant exceeds: always the exact plan
@@ -71,24 +69,14 @@ def load_questions(path: Path) -> list[str]:
     return out
 
 
-def analytics_queries(store: PostgresDocumentStore, limit: int) -> list[tuple[str, str]]:
-    """Up to ``limit`` recent distinct (tenant, query) pairs from ``query_analytics``."""
-    with store.connection() as conn:
-        rows = conn.execute(
-            "SELECT tenant_id, query FROM (SELECT DISTINCT ON (tenant_id, query) tenant_id, query, created_at"
-            " FROM query_analytics WHERE success AND length(query) > 0 ORDER BY tenant_id, query, created_at DESC) q"
-            " ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
-    return [(str(t), str(q)) for t, q in rows]
-
-
-def verify(store: PostgresDocumentStore, pgvector: PgVectorStore, target: PineconeVectorStore, *,
+def verify(source: VectorSource, queries: QueryLog, pgvector: PgVectorStore, target: PineconeVectorStore, *,
            embed_query: Callable[[str], Vector] | None = None, questions: Sequence[str] = (),
            k: int = 10, sample: int = 50, tenants: Sequence[str] | None = None) -> VerifyReport:
     """Run both checks (see the module docstring). The query check needs ``embed_query``; it
     uses stored analytics first, else ``questions``. Raises ``TransientError`` and
     ``ConfigurationError`` from either store."""
     report = VerifyReport(k=k)
-    pg_counts = source.live_counts(store, tenants)
+    pg_counts = source.live_counts(tenants)
     pc_counts = target.namespace_counts()
     names = sorted(set(pg_counts) | ({t for t in pc_counts if tenants is None or t in tenants}))
     for tenant in names:
@@ -100,7 +88,7 @@ def verify(store: PostgresDocumentStore, pgvector: PgVectorStore, target: Pineco
     if embed_query is None or sample <= 0:
         return report
 
-    pairs = [(t, q) for t, q in analytics_queries(store, sample) if t in pg_counts]
+    pairs = [(t, q) for t, q in queries.recent_queries(sample) if t in pg_counts]
     report.query_source = "query_analytics"
     if not pairs and questions:
         pairs = [(t, q) for q in questions for t in sorted(pg_counts)][:sample]
@@ -109,7 +97,7 @@ def verify(store: PostgresDocumentStore, pgvector: PgVectorStore, target: Pineco
         report.query_source = None
         return report
 
-    exact = PgVectorStore(store, exact_scan_max_rows=EXACT)
+    exact = PgVectorStore(pgvector.store, exact_scan_max_rows=EXACT)
     nofilter = SearchFilters()
     agreements: list[float] = []
     recalls: dict[str, list[float]] = {"pgvector": [], "pinecone": []}

@@ -1,4 +1,4 @@
-"""``DocumentStore`` on PostgreSQL (psycopg 3 + a connection pool).
+"""The storage ports on PostgreSQL (psycopg 3 + a connection pool).
 
 Every query is parameterised; the few dynamic fragments (search filters) are assembled from
 constant SQL with :mod:`psycopg.sql`. Driver errors are translated in one place,
@@ -127,7 +127,10 @@ def _utc(t: dt.datetime) -> dt.datetime:
 
 
 class PostgresDocumentStore:
-    """The ``DocumentStore`` port on PostgreSQL 13+ with pgvector (schema: ``migrations/``).
+    """The storage ports on PostgreSQL 13+ with pgvector (schema: ``migrations/``): one pool
+    behind ``DocumentStore``, ``ChatStore``, ``QueryLog``, ``S3Objects``, ``Sweeps`` and
+    ``IngestParts`` (one class, because several of their writes share a transaction: a
+    completion retires an S3 key's older documents, a part's last store assembles its document).
 
     ``conninfo`` is a libpq DSN/URL. The pool opens on first use, so the store can be built
     before ``migrate()`` runs (the vector type must exist by the first query). Users are
@@ -660,6 +663,16 @@ class PostgresDocumentStore:
                 ([r.tenant_id for r in records], users, [r.query.replace("\x00", " ") for r in records],
                  [r.response_time_ms for r in records], [r.chunks_retrieved for r in records],
                  [r.success for r in records], [r.created_at for r in records]))
+
+    def recent_queries(self, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` recent distinct successful (tenant, query) pairs, newest first."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT tenant_id, query FROM (SELECT DISTINCT ON (tenant_id, query) tenant_id, query, created_at"
+                " FROM query_analytics WHERE success AND length(query) > 0"
+                " ORDER BY tenant_id, query, created_at DESC) q"
+                " ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
+        return [(str(t), str(q)) for t, q in rows]
 
     def stats(self, tenant_id: str) -> TenantStats:
         """Counts over the tenant's live documents (chunks from ``documents.chunk_count``)
