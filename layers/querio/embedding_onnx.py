@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from querio.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, _l2_normalise, _usable_cores
+from querio.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, _l2_normalise, _usable_cores, variant_of
 from querio.errors import ConfigurationError
 from querio.ports import Vector
 
@@ -100,12 +100,30 @@ class OnnxEmbedder:
         self.load_seconds: float | None = None
         #: The manifest's ``precision`` ("fp32", "int8"), once loaded; ``None`` without a manifest.
         self.precision: str | None = None
+        self._variant: str | None = None
 
     # --- public API ------------------------------------------------------------------------------
 
     @property
     def model_path(self) -> Path:
         return self.model_dir
+
+    @property
+    def variant(self) -> str:
+        """Model, quantization and export hash (:func:`querio.embedding.variant_of`), from the
+        manifest; a model without one is identified by hashing ``model.onnx``."""
+        if self._variant is None:
+            manifest = self._read_manifest()
+            if manifest is not None and manifest.get("precision"):
+                self._variant = variant_of(str(manifest["precision"]), manifest.get("model_sha256"))
+            else:
+                from querio.model_export import sha256_file
+
+                path = self.model_dir / MODEL_FILE
+                if not path.is_file():
+                    raise ConfigurationError(f"ONNX embedding model not found: {path} ({_HINT})")
+                self._variant = variant_of(None, sha256_file(path))
+        return self._variant
 
     @property
     def loaded(self) -> bool:

@@ -73,6 +73,8 @@ class Document(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     storage_class: str = "STANDARD"
+    #: Which embedder made the chunk vectors (``querio.embedding.variant_of``); ``None`` until completed.
+    embedder_variant: str | None = None
     uploaded_at: dt.datetime
     updated_at: dt.datetime
     processing_started_at: dt.datetime | None = None

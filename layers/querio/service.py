@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from querio.config import Settings
-from querio.errors import RateLimited
+from querio.errors import EmbedderMismatch, RateLimited
 from querio.ingest.events import IngestPart
 from querio.ingest.pipeline import IngestPipeline
 from querio.models import (
@@ -54,6 +54,7 @@ from querio.ports import (
     VectorStore,
     utcnow,
 )
+from querio.reembed import ReembedReport, ReembedStep, reembed
 from querio.retrieval.hybrid import rrf_fuse
 from querio.vectors.sync import IndexSync
 
@@ -155,6 +156,16 @@ class QuerioService:
         self._bump_generation(principal.tenant_id)
         return outcome
 
+    def reembed(self, *, tenant_id: str | None, progress: Callable[[ReembedStep], None] | None = None,
+                limit: int | None = None) -> ReembedReport:
+        """Embed again, with the running embedder, the documents of ``tenant_id`` (``None``: every
+        tenant) that another variant embedded (see :mod:`querio.reembed`)."""
+        report = reembed(self.documents, self.vectors, self.embedder, tenant_id=tenant_id, progress=progress,
+                         limit=limit)
+        for tenant in report.tenants:
+            self._bump_generation(tenant)
+        return report
+
     # --- retrieval -----------------------------------------------------------------------------
 
     def search(self, principal: Principal, request: SearchRequest) -> SearchResponse:
@@ -232,6 +243,8 @@ class QuerioService:
 
     def _retrieve(self, tenant: str, query: str, k: int, filters: SearchFilters, alpha: float) -> list[SearchHit]:
         n = k * self.settings.candidate_multiplier
+        if alpha > 0:
+            self._check_embedder(tenant)
         vector_refs = self.vectors.query(tenant, self._query_vector(query), n, filters) if alpha > 0 else []
         text_refs = self.documents.fulltext_search(tenant, query, n, filters) if alpha < 1 else []
         fused = rrf_fuse(vector_refs, text_refs, alpha=alpha, rrf_k=self.settings.rrf_k, limit=k)
@@ -248,9 +261,23 @@ class QuerioService:
                 content=c.content))
         return hits
 
+    def _check_embedder(self, tenant: str) -> None:
+        """Refuse a vector search of a corpus embedded by another variant: its neighbours would be
+        silently wrong. Full-text search still works; ``querio reembed`` converts the corpus."""
+        running = self.embedder.variant
+        found = self.documents.embedder_variants(tenant, running)
+        if found:
+            other = ", ".join(f"{v} ({n} documents)" for v, n in found.items() if v != running)
+            raise EmbedderMismatch(
+                f"this corpus was embedded by {other}, but the running embedder is {running}; vector search"
+                f" would compare incompatible vectors. Run `querio reembed --tenant {tenant}` (or set"
+                " QUERIO_MODEL_PRECISION / QUERIO_MODEL_DIR back to the corpus's model); text search"
+                " (alpha 0) still works.", details={"running": running, "corpus": found})
+
     def _query_vector(self, query: str) -> np.ndarray:
         embedder = self.embedder
-        key = f"emb:{embedder.model_name}:{hashlib.sha256(query.encode()).hexdigest()}"
+        # the variant, not just the model: a quantized model's query vector differs
+        key = f"emb:{embedder.variant}:{hashlib.sha256(query.encode()).hexdigest()}"
         if (raw := self._cache_get(key)) is not None and len(raw) == 4 * embedder.dimension:
             return np.frombuffer(raw, dtype=np.float32)
         vector = embedder.embed_query(query).astype(np.float32)

@@ -183,7 +183,8 @@ def build_service(settings: Settings) -> QuerioService:
     vectors = build_vector_store(settings, documents)
 
     def embedder() -> Embedder:
-        return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
+        return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir,
+                            settings.model_precision)
 
     return QuerioService(settings=settings, documents=documents, vectors=vectors,
                          blobs=build_blob_store(settings), cache=build_cache(settings), embedder=embedder,
