@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """CDK entry point: ``cdk deploy --context tier=small|mid|enterprise [-c env=STAGE]``.
 
-Context (all optional): ``tier`` (default small), ``env`` (stage name, prefixes the stack
-names), ``region`` (else CDK_DEFAULT_REGION; enterprise defaults to us-east-1, where its
-CloudFront WAF must live), ``cors_origins`` (comma-separated, default ``*``),
-``alarm_email``, ``pinecone_index`` (mid/enterprise, default ``querio``),
+The app has exactly one top-level stack (``Querio``, nested stacks inside), so the CLI needs no
+stack name and no ``--all``. Context (all optional): ``tier`` (default small), ``env`` (stage
+name, prefixes the stack name), ``region`` (else CDK_DEFAULT_REGION; any region, enterprise
+included: its us-east-1 WAF is made by a custom resource), ``replica_region`` (enterprise; default
+per primary region, ``stacks.replication.REPLICA_REGIONS``), ``cors_origins`` (comma-separated,
+default ``*``), ``alarm_email``, ``pinecone_index`` (mid/enterprise, default ``querio``),
 ``bedrock_model_id`` (generative answers; extractive when unset).
+
+``QUERIO_CDK_SKIP_BUNDLING=1`` makes any CLI command template-only (no pip, no model export):
+for ``cdk ls``/``diff`` and the tests that run the real CLI; never for a real deploy.
 
 Synth is offline and deterministic: no AWS calls, no git, no Docker (see stacks/bundling.py).
 cdk-nag's AwsSolutions pack validates every stack; acknowledged findings are listed in
@@ -35,7 +40,9 @@ def _context(app: App, key: str) -> str | None:
 
 def create_app(context: dict[str, object] | None = None, outdir: str | None = None) -> App:
     """The app for ``cdk`` (context from ``-c``) or for tests (``context`` given here)."""
-    app = App(context=context, outdir=outdir)
+    # after the CLI's context, which asks to bundle every selected stack
+    skip = os.environ.get("QUERIO_CDK_SKIP_BUNDLING") == "1"
+    app = App(context=context, outdir=outdir, post_cli_context={"aws:cdk:bundling-stacks": []} if skip else None)
     tier = get_tier(_context(app, "tier"))  # UnknownTier names the valid tiers
     region = _context(app, "region") or os.environ.get("CDK_DEFAULT_REGION")
     opts = AppOptions(
@@ -46,6 +53,7 @@ def create_app(context: dict[str, object] | None = None, outdir: str | None = No
         alarm_email=_context(app, "alarm_email"),
         pinecone_index=_context(app, "pinecone_index") or "querio",
         bedrock_model_id=_context(app, "bedrock_model_id"),
+        replica_region=_context(app, "replica_region"),
     )
     build(app, tier, opts)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

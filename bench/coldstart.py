@@ -40,7 +40,8 @@ def main() -> None:
     t3 = time.perf_counter()
     body = json.dumps({"query": query, "k": 5}).encode()
     event = build_event("POST", "/api/search", {"content-type": "application/json"}, body,
-                        source_ip="127.0.0.1", claims={"sub": "bench", "tenant_id": service.settings.local_tenant})
+                        source_ip="127.0.0.1",
+                        claims={"sub": "bench", service.settings.tenant_claim: service.settings.local_tenant})
     resp = handler_mod.handler(event, LocalContext())
     t4 = time.perf_counter()
     total = time.time() - spawned

@@ -519,7 +519,7 @@ class RouterClient:
 
         self.router, self.build_event, self.context = router, build_event, LocalContext
         router.set_service_factory(lambda: service)
-        self.claims = {"sub": "bench", "tenant_id": service.settings.local_tenant}
+        self.claims = {"sub": "bench", service.settings.tenant_claim: service.settings.local_tenant}
 
     def search(self, query: str, k: int) -> tuple[float, dict[str, Any]]:
         body = json.dumps({"query": query, "k": k}).encode()

@@ -1,8 +1,8 @@
 """Check the bundled Lambda assets against Lambda's size limit: ``python -m stacks.asset_sizes [cdk.out]``.
 
 Lambda counts a function's code plus all its layers, unzipped, against 250 MB
-(``querio.tiers.LAMBDA_UNZIPPED_LIMIT_BYTES``). This reads the synthesized Compute template
-(``aws:asset:path`` metadata, which ``cdk synth`` writes) and the staged asset directories,
+(``querio.tiers.LAMBDA_UNZIPPED_LIMIT_BYTES``). This reads the synthesized Compute nested-stack
+template (``aws:asset:path`` metadata, which ``cdk synth`` writes) and the staged asset directories,
 prints one line per function and per layer, and exits 1 if any function is over the limit.
 Run after a real ``cdk synth`` (``make synth``), not after a test synth that skips bundling.
 """
@@ -24,9 +24,9 @@ def tree_bytes(path: Path) -> int:
 
 def function_sizes(cdk_out: Path) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
     """``(layers, functions)``: layer bytes by name; ``(code bytes, total bytes)`` by function."""
-    templates = sorted(cdk_out.glob("*Querio-Compute.template.json"))
+    templates = sorted(cdk_out.glob("*QuerioCompute*.nested.template.json"))
     if not templates:
-        raise SystemExit(f"no Querio-Compute template in {cdk_out}: run `make synth` first")
+        raise SystemExit(f"no Querio Compute nested-stack template in {cdk_out}: run `make synth` first")
     resources = json.loads(templates[0].read_text())["Resources"]
 
     def asset_bytes(resource: dict) -> int:

@@ -15,6 +15,10 @@ from constructs import Construct
 from querio.tiers import Tier
 from stacks.nag import acknowledge
 
+#: The pool's immutable custom attribute naming the user's tenant, and the claim it becomes.
+TENANT_ATTRIBUTE = "tenant_id"
+TENANT_CLAIM = f"custom:{TENANT_ATTRIBUTE}"
+
 
 class UserPool(Construct):
     """``pool`` and ``client`` (public SPA/CLI client: SRP auth, no secret)."""
@@ -25,7 +29,7 @@ class UserPool(Construct):
         self.pool = cognito.UserPool(
             self, "Users", self_sign_up_enabled=False, sign_in_aliases=cognito.SignInAliases(email=True),
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
-            custom_attributes={"tenant_id": cognito.StringAttribute(min_len=1, max_len=128, mutable=False)},
+            custom_attributes={TENANT_ATTRIBUTE: cognito.StringAttribute(min_len=1, max_len=128, mutable=False)},
             password_policy=cognito.PasswordPolicy(min_length=12, require_digits=True, require_lowercase=True,
                                                    require_uppercase=True, require_symbols=True,
                                                    temp_password_validity=Duration.days(3)),
@@ -39,7 +43,7 @@ class UserPool(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         readable = cognito.ClientAttributes().with_standard_attributes(email=True, email_verified=True) \
-            .with_custom_attributes("tenant_id")
+            .with_custom_attributes(TENANT_ATTRIBUTE)
         writable = cognito.ClientAttributes().with_standard_attributes(email=True)  # never tenant_id
         self.client = self.pool.add_client(
             "Api", generate_secret=False, auth_flows=cognito.AuthFlow(user_srp=True),

@@ -19,8 +19,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from querio.tiers import FunctionTier, Tier
+from querio.config import env_name
+from querio.tiers import LAMBDA_REQUEST_FILE_BYTES, FunctionTier, Tier
 from stacks import bundling
+from stacks.auth import TENANT_CLAIM
+from stacks.delivery import DeliverySettings
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.storage import TENANT_PREFIX, bucket_name, bucket_name_as_nag_prints_it
@@ -47,6 +50,7 @@ class RuntimeResources:
     pinecone_index: str | None = None
     pinecone_namespace_prefix: str = "tenant-"
     bedrock_model_id: str | None = None
+    pdf_delivery: DeliverySettings | None = None  # mid/enterprise: CloudFront signed download URLs
 
 
 class Layers(Construct):
@@ -102,6 +106,7 @@ def environment(tier: Tier, res: RuntimeResources) -> dict[str, str]:
                     "QUERIO_PINECONE_NAMESPACE_PREFIX": res.pinecone_namespace_prefix})
     if res.bedrock_model_id:
         env["QUERIO_BEDROCK_MODEL_ID"] = res.bedrock_model_id
+    env.update(res.pdf_delivery.environment() if res.pdf_delivery else {env_name("download_urls"): "s3"})
     return env
 
 
@@ -180,6 +185,11 @@ class Functions(Construct):
                         "HTTP API: documents, search, query, chat, stats")
         self.query.use_tenant_objects(res.stage, ["s3:GetObject", "s3:GetObjectAttributes", "s3:PutObject",
                                                    "s3:DeleteObject", "s3:RestoreObject"])
+        # Identity and the request-body limit concern the HTTP API only (Lambda's 6 MB invoke payload).
+        self.query.function.add_environment(env_name("tenant_claim"), TENANT_CLAIM)
+        self.query.function.add_environment(env_name("max_request_file_bytes"), str(LAMBDA_REQUEST_FILE_BYTES))
+        if res.pdf_delivery:
+            self.query.read_secrets(res.pdf_delivery.private_key_secret)
         if res.bedrock_model_id:
             self.query.allow(["bedrock:InvokeModel"],
                              [f"arn:aws:bedrock:*::foundation-model/{res.bedrock_model_id}"])

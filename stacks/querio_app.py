@@ -1,26 +1,33 @@
-"""The stacks, split by lifecycle, and :func:`build` which wires them for one tier.
+"""One top-level stack per tier (``Querio``, or ``<env>-Querio``), split by lifecycle into
+nested stacks, and :func:`build` which wires them for one tier.
 
 =============  =====================================================  ==========================
-stack          holds                                                   changes when
+nested stack   holds                                                   changes when
 =============  =====================================================  ==========================
 Network        VPC, subnets, endpoints, flow logs                      almost never
-Stateful       PDF bucket, ingest queue + DLQ, RDS, Redis, Cognito,    rarely; RETAIN/SNAPSHOT
-               Pinecone secret
+Stateful       PDF bucket (+ enterprise replica), ingest queue + DLQ,  rarely; RETAIN/SNAPSHOT
+               RDS, Redis, Cognito, Pinecone secret; mid/enterprise:
+               the PDF CloudFront distribution and its signing key
 Compute        layers, functions, SQS event source, archive schedule,  every code change
                schema migrations
 Api            HTTP API, JWT authorizer, stage                         routes or auth change
-Edge           (enterprise) CloudFront + WAF, pinned to us-east-1      WAF rules change
+Edge           (enterprise) CloudFront + WAF web ACL (us-east-1,       WAF rules change
+               made by a custom resource)
 Monitoring     alarms, SNS topic, dashboard                            thresholds change
 =============  =====================================================  ==========================
 
-A code deploy touches only Compute; tearing Compute down never touches data.
+Why one top-level stack: ``cdk deploy --context tier=small`` must work as typed, and the CDK
+CLI only picks a stack by itself when the app has exactly one. Nested stacks keep the split by
+lifecycle: CloudFormation updates a nested stack only when its template or parameters change, so
+a code deploy updates the parent and Compute only, and data never sits in a stack a code change
+touches. Cross-nested-stack references become parameters and outputs of the parent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import App, CfnOutput, Environment, Stack, Tags
+from aws_cdk import App, CfnOutput, Environment, NestedStack, Stack, Tags
 from constructs import Construct
 
 from querio.tiers import Tier
@@ -30,35 +37,41 @@ from stacks.auth import UserPool
 from stacks.cache import Cache
 from stacks.compute import Functions, RuntimeResources
 from stacks.database import Database
+from stacks.delivery import PdfDelivery
 from stacks.edge import WafFrontDoor
 from stacks.ingest import IngestEvents
 from stacks.migrations import SchemaMigrations
 from stacks.monitoring import Monitoring
 from stacks.network import Network
+from stacks.replication import PdfReplication
 from stacks.storage import DocumentBucket, IngestQueue, notify_ingest
 from stacks.vectors import PineconeConfig
+
+#: The top-level stack's name (``-c env=prod`` prefixes it: ``prod-Querio``).
+STACK_NAME = "Querio"
 
 
 @dataclass(frozen=True)
 class AppOptions:
     """Everything ``app.py`` reads from ``-c`` context besides the tier."""
 
-    stage: str = ""  # -c env=prod → stacks named prod-Querio-*
+    stage: str = ""  # -c env=prod → stack named prod-Querio
     region: str | None = None
     account: str | None = None
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     alarm_email: str | None = None
     pinecone_index: str = "querio"
     bedrock_model_id: str | None = None
+    replica_region: str | None = None  # enterprise; None = the default for the primary region
 
 
-class NetworkStack(Stack):
+class NetworkStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
         self.network = Network(self, "Network", tier=tier)
 
 
-class StatefulStack(Stack):
+class StatefulStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, network: Network, opts: AppOptions,
                  **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
@@ -71,15 +84,16 @@ class StatefulStack(Stack):
         self.users = UserPool(self, "Users", tier=tier)
         self.pinecone = (PineconeConfig(self, "Pinecone", index_name=opts.pinecone_index)
                          if tier.vector_backend == "pinecone" else None)
-        CfnOutput(self, "BucketName", value=self.documents.bucket.bucket_name)
-        CfnOutput(self, "UserPoolId", value=self.users.pool.user_pool_id)
-        CfnOutput(self, "UserPoolClientId", value=self.users.client.user_pool_client_id)
-        if self.pinecone:
-            CfnOutput(self, "PineconeSecretArn", value=self.pinecone.secret.secret_arn,
-                      description="put the Pinecone API key here (README: Deploy)")
+        # beside the bucket: OAC's bucket-policy statement names the distribution, so in another
+        # nested stack the bucket and the distribution would reference each other (a cycle)
+        self.delivery = (PdfDelivery(self, "PdfDelivery", tier=tier, documents=self.documents)
+                         if tier.storage.cloudfront_downloads else None)
+        self.replication = (PdfReplication(self, "Replication", documents=self.documents, stage=opts.stage,
+                                           replica_region=opts.replica_region)
+                            if tier.storage.replicate else None)
 
 
-class ComputeStack(Stack):
+class ComputeStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, network: Network, stateful: StatefulStack,
                  opts: AppOptions, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
@@ -91,6 +105,7 @@ class ComputeStack(Stack):
             pinecone_secret=pinecone.secret if pinecone else None,
             pinecone_index=pinecone.index_name if pinecone else None,
             bedrock_model_id=opts.bedrock_model_id,
+            pdf_delivery=stateful.delivery.settings if stateful.delivery else None,
         )
         self.functions = Functions(self, "Functions", tier=tier, network=network, res=res)
         IngestEvents(self, "IngestEvents", tier=tier, function=self.functions.ingest, queue=res.queue)
@@ -98,24 +113,22 @@ class ComputeStack(Stack):
         self.migrations = SchemaMigrations(self, "Migrations", function=self.functions.migrate)
 
 
-class ApiStack(Stack):
+class ApiStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, compute: ComputeStack, stateful: StatefulStack,
                  opts: AppOptions, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
         self.http = HttpApi(self, "Http", tier=tier, function=compute.functions.query,
                             user_pool=stateful.users.pool, client=stateful.users.client,
                             cors_origins=opts.cors_origins)
-        CfnOutput(self, "ApiUrl", value=self.http.url)
 
 
-class EdgeStack(Stack):
+class EdgeStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, api: ApiStack, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
         self.front_door = WafFrontDoor(self, "FrontDoor", tier=tier, api_endpoint=api.http.url)
-        CfnOutput(self, "Url", value=f"https://{self.front_door.distribution.distribution_domain_name}")
 
 
-class MonitoringStack(Stack):
+class MonitoringStack(NestedStack):
     def __init__(self, scope: Construct, id: str, *, tier: Tier, stateful: StatefulStack, compute: ComputeStack,
                  api: ApiStack, opts: AppOptions, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
@@ -127,52 +140,62 @@ class MonitoringStack(Stack):
             api=api.http.api, database=stateful.database.instance, alarm_email=opts.alarm_email)
 
 
-@dataclass
-class QuerioStacks:
-    network: NetworkStack
-    stateful: StatefulStack
-    compute: ComputeStack
-    api: ApiStack
-    monitoring: MonitoringStack
-    edge: EdgeStack | None
+class QuerioStack(Stack):
+    """The tier's one top-level stack; its nested stacks are attributes (``edge`` only where WAF)."""
 
-    def all(self) -> list[Stack]:
-        stacks: list[Stack] = [self.network, self.stateful, self.compute, self.api, self.monitoring]
-        return stacks + ([self.edge] if self.edge else [])
+    def __init__(self, scope: Construct, id: str, *, tier: Tier, opts: AppOptions, **kwargs: object) -> None:
+        super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
+        self.network = NetworkStack(self, "Network", tier=tier, description=f"Querio network ({tier.name})")
+        net = self.network.network
+        self.stateful = StatefulStack(self, "Stateful", tier=tier, network=net, opts=opts,
+                                      description=f"Querio data: S3, SQS, RDS, Redis, Cognito ({tier.name})")
+        self.compute = ComputeStack(self, "Compute", tier=tier, network=net, stateful=self.stateful, opts=opts,
+                                    description=f"Querio functions ({tier.name})")
+        self.api = ApiStack(self, "Api", tier=tier, compute=self.compute, stateful=self.stateful, opts=opts,
+                            description=f"Querio HTTP API ({tier.name})")
+        self.monitoring = MonitoringStack(self, "Monitoring", tier=tier, stateful=self.stateful,
+                                          compute=self.compute, api=self.api, opts=opts,
+                                          description=f"Querio alarms and dashboard ({tier.name})")
+        self.edge = (EdgeStack(self, "Edge", tier=tier, api=self.api,
+                               description=f"Querio CloudFront + WAF in front of the API ({tier.name})")
+                     if tier.api.waf else None)
+
+        st = self.stateful
+        CfnOutput(self, "ApiUrl", value=self.api.http.url)
+        CfnOutput(self, "BucketName", value=st.documents.bucket.bucket_name)
+        CfnOutput(self, "UserPoolId", value=st.users.pool.user_pool_id)
+        CfnOutput(self, "UserPoolClientId", value=st.users.client.user_pool_client_id)
+        if st.pinecone:
+            CfnOutput(self, "PineconeSecretArn", value=st.pinecone.secret.secret_arn,
+                      description="put the Pinecone API key here (README: Deploy)")
+        if st.delivery:
+            CfnOutput(self, "PdfDomain", value=st.delivery.distribution.distribution_domain_name,
+                      description="CloudFront domain that serves signed PDF download URLs")
+        if st.replication:
+            CfnOutput(self, "ReplicaBucket", value=st.replication.replica_bucket_name,
+                      description="the PDF bucket's replica (README: reading from the replica)")
+            CfnOutput(self, "ReplicaRegion", value=st.replication.replica_region)
+        if self.edge:
+            CfnOutput(self, "Url", value=f"https://{self.edge.front_door.distribution.distribution_domain_name}",
+                      description="the API through CloudFront + WAF")
+
+    @property
+    def nested_stacks(self) -> dict[str, NestedStack]:
+        """The nested stacks by short name (Network, Stateful, Compute, Api, Monitoring[, Edge])."""
+        return {c.node.id: c for c in self.node.children if isinstance(c, NestedStack)}
 
 
-def build(app: App, tier: Tier, opts: AppOptions) -> QuerioStacks:
-    """Add the tier's stacks to ``app``. Edge (WAF) only where ``tier.api.waf``."""
-    prefix = f"{opts.stage}-" if opts.stage else ""
-    region = opts.region
-    if tier.api.waf and not region:
-        region = "us-east-1"  # CloudFront-scope WAF lives there; keep the whole app beside it
-    env = Environment(account=opts.account, region=region) if (region or opts.account) else None
-    common = {"env": env, "cross_region_references": bool(tier.api.waf and region and region != "us-east-1")}
-
-    def name(part: str) -> str:
-        return f"{prefix}Querio-{part}"
-
-    network = NetworkStack(app, name("Network"), tier=tier, description=f"Querio network ({tier.name})", **common)
-    stateful = StatefulStack(app, name("Stateful"), tier=tier, network=network.network, opts=opts,
-                             description=f"Querio data: S3, SQS, RDS, Redis, Cognito ({tier.name})",
-                             termination_protection=tier.database.deletion_protection, **common)
-    compute = ComputeStack(app, name("Compute"), tier=tier, network=network.network, stateful=stateful, opts=opts,
-                           description=f"Querio functions ({tier.name})", **common)
-    api = ApiStack(app, name("Api"), tier=tier, compute=compute, stateful=stateful, opts=opts,
-                   description=f"Querio HTTP API ({tier.name})", **common)
-    monitoring = MonitoringStack(app, name("Monitoring"), tier=tier, stateful=stateful, compute=compute, api=api,
-                                 opts=opts, description=f"Querio alarms and dashboard ({tier.name})", **common)
-    edge = None
-    if tier.api.waf:
-        edge_env = Environment(account=opts.account, region="us-east-1")
-        edge = EdgeStack(app, name("Edge"), tier=tier, api=api, env=edge_env,
-                         cross_region_references=common["cross_region_references"],
-                         description=f"Querio CloudFront + WAF in front of the API ({tier.name})")
-    stacks = QuerioStacks(network, stateful, compute, api, monitoring, edge)
-    for stack in stacks.all():
-        Tags.of(stack).add("app", "querio")
-        Tags.of(stack).add("tier", tier.name)
-        if opts.stage:
-            Tags.of(stack).add("stage", opts.stage)
-    return stacks
+def build(app: App, tier: Tier, opts: AppOptions) -> QuerioStack:
+    """Add the tier's one stack to ``app``. Region: ``-c region``, else the CLI's default; an
+    env-agnostic stack deploys to whatever region the credentials name (nothing here needs a
+    concrete region at synth: the WAF and the replica are placed by custom resources)."""
+    env = Environment(account=opts.account, region=opts.region) if (opts.region or opts.account) else None
+    name = f"{opts.stage}-{STACK_NAME}" if opts.stage else STACK_NAME
+    stack = QuerioStack(app, name, tier=tier, opts=opts, env=env,
+                        description=f"Querio PDF retrieval backend ({tier.name} tier)",
+                        termination_protection=tier.database.deletion_protection)
+    Tags.of(stack).add("app", "querio")
+    Tags.of(stack).add("tier", tier.name)
+    if opts.stage:
+        Tags.of(stack).add("stage", opts.stage)
+    return stack

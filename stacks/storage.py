@@ -85,7 +85,7 @@ class IngestQueue(Construct):
                              retention_period=Duration.days(q.dlq_retention_days))
         self.queue = sqs.Queue(
             self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            visibility_timeout=Duration.seconds(q.visibility_timeout_s),
+            visibility_timeout=Duration.seconds(tier.queue_visibility_timeout_s),
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=q.max_receive_count),
         )

@@ -65,6 +65,8 @@ def _emit(result: RecordResult) -> None:
         metrics.add_metric(name="ChunksIngested", unit=MetricUnit.Count, value=result.chunks)
     elif result.status == "failed":
         _failure_metric(result.reason or "unknown")
+    elif result.status == "skipped":  # stale events, known bytes, objects gone: nothing pages
+        metrics.add_metric(name="IngestSkipped", unit=MetricUnit.Count, value=1)
 
 
 @tracer.capture_method
@@ -74,6 +76,7 @@ def record_handler(record: SQSRecord) -> list[RecordResult]:
     try:
         results = handle_body(_service_factory(), record.body, _queue.send if _queue else None)
     except Exception as exc:
+        # a dependency outage or a malformed body (the domain acknowledges everything else):
         # retried by SQS; after maxReceiveCount the message sits in the DLQ with this reason logged
         reason = exc.code if isinstance(exc, QuerioError) else type(exc).__name__
         logger.warning("ingest record failed; it will be retried", extra={"reason": reason, "error": str(exc)[:500]})

@@ -1,4 +1,11 @@
-"""The daily archive job: purge expired soft-deletes, then move idle documents to GLACIER.
+"""The daily archive job: re-sync ``indexing`` documents, purge expired soft-deletes, then
+move idle documents to GLACIER.
+
+``indexing`` documents (stored, but the serving vector store, Pinecone, did not take their
+vectors) are retried here too: the S3 ingest path retries its own message, but an upload
+through the API has no message, and a Pinecone outage longer than the queue's retries leaves
+documents behind; a daily sweep bounds how long one waits without a person running
+``querio vectors reconcile``.
 
 Runs across every tenant (the only code that does), always acting on each row with that
 row's own tenant id. Idempotent and resumable:
@@ -25,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from querio.errors import QuerioError
+from querio.models import DocumentStatus
 from querio.ports import utcnow
 
 if TYPE_CHECKING:
@@ -43,6 +51,7 @@ BATCH_SIZE = 25
 class ArchiveReport:
     purged: int = 0
     archived: int = 0
+    reindexed: int = 0  # ``indexing`` documents whose vectors reached the serving store
     errors: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
 
@@ -92,10 +101,16 @@ def run_archive(service: QuerioService, *, now: dt.datetime | None = None,
     def archive(doc: Document) -> bool:
         return service.archive_document(doc) is not None
 
+    def reindex(doc: Document) -> bool:
+        return service.sync_pending(doc).processing_status == DocumentStatus.COMPLETED
+
     deleted_before = now - dt.timedelta(days=settings.purge_after_days)
     idle_before = now - dt.timedelta(days=settings.archive_after_days)
-    if sweep(lambda after: service.documents.purge_candidates(deleted_before, after_id=after, limit=batch_size),
-             purge, "purged"):
+    # first the documents users are waiting for (stored, not yet searchable), then the clean-up
+    if (sweep(lambda after: service.documents.indexing_candidates(after_id=after, limit=batch_size),
+              reindex, "reindexed")
+            and sweep(lambda after: service.documents.purge_candidates(deleted_before, after_id=after,
+                                                                        limit=batch_size), purge, "purged")):
         sweep(lambda after: service.documents.archive_candidates(idle_before, after_id=after, limit=batch_size),
               archive, "archived")
     log.info("archive job: %s", report.as_dict())

@@ -266,7 +266,8 @@ def cmd_query(ctx: Ctx) -> int:
         ctx.out.print()
         ctx.out.print("Sources:", style="bold")
         for n, c in enumerate(answer.citations, start=1):
-            ctx.out.print(f"  [{n}] {c.filename} p. {c.page}", markup=False)
+            pages = ", ".join(map(str, c.pages or [c.page]))
+            ctx.out.print(f"  [{n}] {c.filename} {'pp.' if len(c.pages) > 1 else 'p.'} {pages}", markup=False)
     ctx.out.print()
     if answer.mode == "extractive":
         ctx.out.print("(extractive answer: sentences quoted from the sources above; "

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     purge_after_days: int = Field(default=30, ge=0, description="days a soft-deleted document is kept before purge")
     pages_per_part: int = Field(default=200, ge=10, description="pages per ingest work item for large PDFs")
 
+    # PDF download URLs (issue 14): S3 presigned, or CloudFront signed (mid and enterprise) ----------------
+    download_urls: Literal["s3", "cloudfront"] = Field(
+        default="s3", description="s3 = presigned S3 GETs; cloudfront = CloudFront signed URLs (canned policy)"
+    )
+    cloudfront_domain: str | None = Field(default=None, description="the PDF distribution's domain name")
+    cloudfront_key_pair_id: str | None = Field(default=None, description="CloudFront public key id (key group)")
+    cloudfront_private_key_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret holding the RSA private key (PEM) that signs URLs"
+    )
+
     # Pinecone (issue 5; see querio.adapters.pinecone_vectors and querio.vectors) ---------------------------
     pinecone_api_key: SecretStr | None = Field(default=None, description="Pinecone API key")
     pinecone_api_key_secret_arn: str | None = Field(
@@ -115,6 +125,23 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, le=1.0, description="share of queries also sent to the shadow store"
     )
 
+    # identity and request limits (the HTTP API) ------------------------------------------------------
+    tenant_claim: str = Field(
+        default="custom:tenant_id", min_length=1, max_length=128,
+        description="JWT claim naming the caller's tenant (Cognito custom attribute by default; pools differ)",
+    )
+    personal_workspaces: bool = Field(
+        default=True,
+        description="a token without the tenant claim works in the user's own workspace (u~<digest of sub>);"
+        " false = the tenant claim is required (403 without it)",
+    )
+    max_request_file_bytes: int | None = Field(
+        default=None, ge=1,
+        description="largest file POST /api/documents takes in the request itself (Lambda: the invoke"
+        " payload limit, set by the CDK app); unset = QUERIO_MAX_FILE_BYTES. Larger files go through"
+        " POST /api/documents/upload-url",
+    )
+
     # local server ----------------------------------------------------------------------------------------
     local_tenant: str = Field(default="local", description="tenant used by the CLI and `querio serve`")
 
@@ -131,6 +158,13 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("QUERIO_CHUNK_OVERLAP must be smaller than QUERIO_CHUNK_SIZE")
+        if self.download_urls == "cloudfront":
+            missing = [env_name(f) for f in ("cloudfront_domain", "cloudfront_key_pair_id",
+                                             "cloudfront_private_key_secret_arn") if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when QUERIO_DOWNLOAD_URLS=cloudfront")
+            if self.blob_backend != "s3":
+                raise ValueError("QUERIO_DOWNLOAD_URLS=cloudfront serves the S3 bucket: set QUERIO_BLOB_BACKEND=s3")
         if self.uses_pinecone:
             if not self.pinecone_index:
                 raise ValueError("QUERIO_PINECONE_INDEX is required when QUERIO_VECTOR_BACKEND=pinecone"
@@ -146,6 +180,13 @@ class Settings(BaseSettings):
         return self.vector_backend == "pinecone" or self.vector_shadow
 
     @property
+    def request_file_limit(self) -> int:
+        """Largest file an upload request may carry (never above ``max_file_bytes``)."""
+        if self.max_request_file_bytes is None:
+            return self.max_file_bytes
+        return min(self.max_request_file_bytes, self.max_file_bytes)
+
+    @property
     def embedded_database(self) -> bool:
         return not self.database_url
 
@@ -156,6 +197,17 @@ class Settings(BaseSettings):
     @property
     def pg_dir(self) -> Path:
         return self.data_dir / "pg"
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name`` (the CDK app names settings through this)."""
+    info = Settings.model_fields.get(field_name)
+    if info is None:
+        raise KeyError(f"no setting {field_name!r}")
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"QUERIO_{field_name.upper()}"
 
 
 def load_settings(**overrides: object) -> Settings:

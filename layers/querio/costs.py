@@ -42,6 +42,7 @@ WAF_RULE_USD = 1.00
 WAF_USD_PER_MILLION = 0.60
 CLOUDFRONT_USD_PER_GB = 0.085
 CLOUDFRONT_USD_PER_10K_HTTPS = 0.01
+S3_REPLICATION_USD_PER_GB = 0.02  # inter-region transfer of replicated bytes (us-east-1 to another US region)
 CLOUDWATCH_LOGS_USD_PER_GB = 0.50
 
 
@@ -148,15 +149,24 @@ def estimate(tier: Tier, workload: Workload | None = None) -> CostEstimate:
         add(f"NAT gateway ({tier.nat_gateways}, Pinecone traffic)",
             tier.nat_gateways * NAT_GATEWAY_USD_PER_HOUR * HOURS_PER_MONTH
             + w.queries_per_month * 0.00002 * NAT_USD_PER_GB, "AWS: $0.045/hour + $0.045/GB")
-    secrets = 3 if tier.vector_backend == "pinecone" else 2  # DB, Redis AUTH, Pinecone key
+    # DB, Redis AUTH, Pinecone key, CloudFront URL-signing key
+    secrets = 2 + (tier.vector_backend == "pinecone") + tier.storage.cloudfront_downloads
     add(f"Secrets Manager ({secrets} secrets)", secrets * SECRET_USD_PER_MONTH, "AWS: $0.40/secret")
     if tier.api.waf:
         add("WAF (web ACL, 4 rules)", WAF_ACL_USD + 4 * WAF_RULE_USD
             + w.queries_per_month / 1e6 * WAF_USD_PER_MILLION, "AWS: $5/ACL + $1/rule + $0.60/million")
         add("CloudFront (in front of the API)", w.queries_per_month / 10_000 * CLOUDFRONT_USD_PER_10K_HTTPS
             + w.queries_per_month * 0.00001 * CLOUDFRONT_USD_PER_GB, "AWS: $0.01/10K HTTPS + $0.085/GB")
-    add("Data Transfer", w.downloads_per_month * w.mb_per_document / 1024 * DATA_TRANSFER_OUT_USD_PER_GB,
-        "seed: $0.09/GB out")
+    download_gb = w.downloads_per_month * w.mb_per_document / 1024
+    if tier.storage.cloudfront_downloads:  # S3 to CloudFront is free; CloudFront's egress replaces S3's
+        add("Data Transfer (PDFs via CloudFront)", download_gb * CLOUDFRONT_USD_PER_GB
+            + w.downloads_per_month / 10_000 * CLOUDFRONT_USD_PER_10K_HTTPS, "AWS: $0.085/GB + $0.01/10K HTTPS")
+    else:
+        add("Data Transfer", download_gb * DATA_TRANSFER_OUT_USD_PER_GB, "seed: $0.09/GB out")
+    if tier.storage.replicate:
+        new_gb = w.new_documents_per_month * w.mb_per_document / 1024
+        add(f"S3 replica ({gb:,.0f} GB + {new_gb:,.0f} GB/month replicated)",
+            gb * S3_STANDARD_USD_PER_GB + new_gb * S3_REPLICATION_USD_PER_GB, "AWS: $0.023/GB + $0.02/GB transfer")
     add("CloudWatch (logs, alarms, dashboard)", w.log_gb * CLOUDWATCH_LOGS_USD_PER_GB + 12 * ALARM_USD_PER_MONTH
         + DASHBOARD_USD_PER_MONTH, "AWS: $0.50/GB logs, $0.10/alarm, $3/dashboard")
     assumptions = (

@@ -51,7 +51,7 @@ MAX_TOKENS = 256
 #: cosine >= 0.9999: their vectors are interchangeable, so they share one variant.
 REFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 #: The variant of the reference vectors (torch, and ONNX fp32/fp16). Corpora embedded before
-#: variants were recorded (migration 0005) have it.
+#: variants were recorded (migration 0007) have it.
 REFERENCE_VARIANT = f"{MODEL_NAME}/fp32"
 
 

@@ -58,7 +58,17 @@ class PayloadTooLarge(QuerioError):
 
 
 class Unauthorized(QuerioError):
+    """The request carries no usable identity (no verified token, no ``sub``)."""
+
     code = "unauthorized"
+
+
+class Forbidden(QuerioError):
+    """The identity is verified but names no tenant it may act for (an empty, malformed or
+    ambiguous tenant claim, or none where one is required): nothing is allowed, and nothing
+    falls back to another namespace."""
+
+    code = "forbidden"
 
 
 class UnsupportedMediaType(QuerioError):
@@ -79,6 +89,12 @@ class TransientError(QuerioError):
     """A dependency (database, blob store, cache) is unavailable; retrying may succeed."""
 
     code = "dependency_unavailable"
+
+
+class StaleObject(QuerioError):
+    """The stored object no longer is the version an event named (a newer write replaced it)."""
+
+    code = "stale_object"
 
 
 # --- ingest -----------------------------------------------------------------------------

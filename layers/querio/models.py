@@ -6,11 +6,22 @@ Units: sizes in bytes, times in UTC, pages 1-based *physical* page indices of th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from querio.text import normalize_line, repair_surrogates
 
 
 def _no_nul(value: str) -> str:
@@ -20,10 +31,23 @@ def _no_nul(value: str) -> str:
     return value
 
 
-# A tenant id is an opaque string from the identity layer (JWT `sub` or a tenant claim).
-# It is restricted so it can be embedded in S3 keys and cache keys without escaping.
+# Every store scopes by a *namespace*: a tenant (named by an administrator, arriving as the tenant
+# claim) or a user's personal workspace. Both are restricted so they embed in S3, blob and cache
+# keys without escaping. A personal workspace is ``u~`` + a digest of the user id; ``~`` is outside
+# TENANT_PATTERN, so no tenant claim can ever name a personal workspace, and no user id (whatever
+# its value, e.g. a `sub` equal to a tenant id) can ever name a tenant.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
-TenantId = Annotated[str, StringConstraints(pattern=TENANT_PATTERN)]
+PERSONAL_PREFIX = "u~"
+_PERSONAL_DIGEST_CHARS = 32  # 128 bits of SHA-256: collisions between users are out of reach
+PERSONAL_PATTERN = rf"^{PERSONAL_PREFIX}[0-9a-f]{{{_PERSONAL_DIGEST_CHARS}}}$"
+NAMESPACE_PATTERN = rf"^(?:{TENANT_PATTERN[1:-1]}|{PERSONAL_PATTERN[1:-1]})$"
+TenantId = Annotated[str, StringConstraints(pattern=NAMESPACE_PATTERN)]
+
+
+def personal_namespace(user_id: str) -> str:
+    """The personal workspace of ``user_id`` (matches :data:`PERSONAL_PATTERN`, never a tenant)."""
+    return PERSONAL_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:_PERSONAL_DIGEST_CHARS]
+
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(_no_nul)]
 
 
@@ -41,8 +65,21 @@ class Principal(_Frozen):
 class DocumentStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
+    #: chunks stored, but the vector store that serves queries (Pinecone) lacks their vectors
+    #: yet: not searchable until re-synced (automatically; see ``QuerioService.sync_pending``)
+    INDEXING = "indexing"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class S3Binding(_Frozen):
+    """The S3 object (and the event's version of it) a document is built from: one key holds
+    one live document, the one of the highest ``sequencer``."""
+
+    bucket: str
+    key: str
+    sequencer: str | None = None
+    etag: str | None = None
 
 
 class Document(BaseModel):
@@ -75,6 +112,10 @@ class Document(BaseModel):
     storage_class: str = "STANDARD"
     #: Which embedder made the chunk vectors (``querio.embedding.variant_of``); ``None`` until completed.
     embedder_variant: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    s3_sequencer: str | None = None
+    s3_etag: str | None = None
     uploaded_at: dt.datetime
     updated_at: dt.datetime
     processing_started_at: dt.datetime | None = None
@@ -99,6 +140,7 @@ class NewDocument(_Frozen):
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = Field(default_factory=dict)
     uploaded_by: str | None = None
+    s3: S3Binding | None = None
 
 
 class Page(_Frozen):
@@ -123,12 +165,19 @@ class ParsedPdf(_Frozen):
     word_count: int
 
 
+#: Marks a page boundary inside a chunk's content (a form feed, as ``pdftotext`` writes between
+#: pages). Cleaned page text never contains one (``querio.text`` turns controls into spaces).
+PAGE_BREAK = "\f"
+
+
 class ChunkDraft(_Frozen):
     """A chunk before it is stored: text plus where it came from.
 
     ``char_start``/``char_end`` are offsets into the extracted text of ``page_number``
-    (end exclusive); a chunk never crosses a page boundary, so ``page_end == page_number``
-    today, but the column exists so a future chunker may span pages.
+    (end exclusive). Today's chunker never crosses a page boundary (``page_end ==
+    page_number``); a chunk that does spans ``page_number..page_end`` and holds
+    :data:`PAGE_BREAK` at each boundary, so search and citations can name the page of the
+    matched or quoted text (``querio.retrieval.citing``).
     """
 
     chunk_index: int = Field(ge=0)
@@ -159,6 +208,13 @@ class SearchFilters(BaseModel):
     uploaded_after: dt.datetime | None = None
     uploaded_before: dt.datetime | None = None
 
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> SearchFilters:
+        # An inverted range matches nothing: say so (422) instead of answering an empty result.
+        if self.page_from is not None and self.page_to is not None and self.page_from > self.page_to:
+            raise ValueError(f"page_from ({self.page_from}) is after page_to ({self.page_to})")
+        return self
+
     def is_empty(self) -> bool:
         return not any(v not in (None, []) for v in self.model_dump().values())
 
@@ -175,8 +231,10 @@ class SearchHit(BaseModel):
     document_id: uuid.UUID
     filename: str
     title: str | None = None
-    page: int = Field(description="1-based physical page of the chunk's start")
-    page_end: int
+    page: int = Field(description="1-based physical page that holds the matched text (the chunk's "
+                                  "page unless it spans pages)")
+    page_start: int | None = Field(default=None, description="first page of the chunk")
+    page_end: int = Field(description="last page of the chunk")
     chunk_index: int
     score: float = Field(description="fused RRF score (higher is better)")
     vector_rank: int | None = None
@@ -188,7 +246,9 @@ class SearchHit(BaseModel):
 class Citation(_Frozen):
     document_id: uuid.UUID
     filename: str
-    page: int
+    page: int = Field(description="the page holding the cited text (of a chunk that spans pages: "
+                                  "the page most of the citing sentences quote)")
+    pages: list[int] = Field(default_factory=list, description="every page the answer quotes from this source")
     chunk_id: uuid.UUID
 
 
@@ -238,7 +298,9 @@ class TenantStats(BaseModel):
 class IngestOutcome(BaseModel):
     """Result of one file's ingest: ``status`` is what happened *this time*."""
 
-    status: Literal["ingested", "duplicate", "failed", "in_progress"]
+    #: ``skipped``: nothing to do and nothing wrong (a stale or replayed S3 event, bytes Querio
+    #: already holds under that key, an object deleted before its ingest ran)
+    status: Literal["ingested", "duplicate", "failed", "in_progress", "skipped"]
     document: Document | None
     reason: str | None = None
     error_code: str | None = None
@@ -250,8 +312,23 @@ class IngestOutcome(BaseModel):
 
 # --- HTTP request bodies -------------------------------------------------------------------
 
+def _normalized_query(value: str) -> str:
+    # The normalization documents get at ingest (querio.text): full text, the query vector and
+    # the cache keys all see the same string, so "\ufb01nancial" finds "financial".
+    value = normalize_line(value)
+    if not value:
+        raise ValueError("must contain visible text")
+    return value
+
+
+def _paired(value: Any) -> Any:
+    # A JSON "\ud835" escape decodes to a lone surrogate, which pydantic refuses as "not a
+    # valid string": drop it (as at ingest) before the string is validated.
+    return repair_surrogates(value) if isinstance(value, str) else value
+
+
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True),
-                      AfterValidator(_no_nul)]
+                      AfterValidator(_no_nul), AfterValidator(_normalized_query), BeforeValidator(_paired)]
 
 
 class SearchRequest(BaseModel):

@@ -41,6 +41,18 @@ class StoredBlob:
     sha256: str  # hex digest of the bytes as stored
 
 
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """What a HEAD tells about a stored object (no bytes): enough to recognise bytes Querio
+    already holds (``etag``, the ``sha256`` user metadata Querio writes) and the user's
+    filename carried as ``filename`` metadata by a presigned upload."""
+
+    etag: str | None
+    metadata: dict[str, str]
+    storage_class: str = "STANDARD"
+    version_id: str | None = None
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Raw PDF bytes. Keys are built by the domain (never from a user filename)."""
@@ -55,6 +67,13 @@ class BlobStore(Protocol):
         """Return the bytes; raise ``NotFound`` if absent, ``CorruptPdf``-free integrity:
         adapters verify the stored sha256 and raise ``TransientError`` on mismatch."""
 
+    def read(self, key: str, *, if_match: str | None = None) -> tuple[bytes, BlobInfo]:
+        """``get`` plus the object's :class:`BlobInfo`. With ``if_match`` (an ETag) the read
+        succeeds only while the object still has that ETag; otherwise ``StaleObject``."""
+
+    def head(self, key: str) -> BlobInfo:
+        """The object's :class:`BlobInfo` without its bytes; ``NotFound`` if absent."""
+
     def delete(self, key: str) -> None:
         """Delete; deleting a missing key is not an error."""
 
@@ -67,18 +86,27 @@ class BlobStore(Protocol):
     def restore_status(self, key: str) -> str | None:
         """``None`` (no restore requested), ``"ongoing"`` or ``"available"`` (readable again)."""
 
-    def archive(self, key: str, storage_class: str = "GLACIER") -> str:
-        """Move the blob to the archive class, keeping its metadata; idempotent."""
+    def archive(self, key: str, storage_class: str = "GLACIER", *, sha256: str | None = None) -> str:
+        """Move the blob to the archive class, keeping its metadata (and recording ``sha256``
+        there, so the copy's ObjectCreated event is recognised as known bytes); idempotent."""
 
     def restore(self, key: str, days: int = 7) -> str:
         """Start (or keep) a temporary restore; returns ``restore_status`` or ``"not_archived"``."""
 
     def presign_put(self, key: str, *, expires_s: int, content_type: str = "application/pdf",
-                    content_length: int | None = None) -> dict[str, Any]:
-        """``{"url", "headers"}`` of a direct upload; ``Conflict`` where the backend has none."""
+                    content_length: int | None = None, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """``{"url", "headers"}`` of a direct upload (``metadata`` is signed: the client must send
+        it as ``x-amz-meta-*`` headers); ``Conflict`` where the backend has none."""
 
     def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
         """A time-limited download URL; ``Conflict`` where the backend has none."""
+
+
+class DownloadUrls(Protocol):
+    """Short-lived download links for stored PDFs: S3 presigned, or CloudFront signed (issue 14)."""
+
+    def signed_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:
+        """A URL that GETs ``key`` until ``expires_s`` from now, saved as ``filename``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +156,11 @@ class DocumentStore(Protocol):
     def mark_failed(self, tenant_id: str, document_id: uuid.UUID, *, code: str, message: str) -> Document: ...
 
     def complete_document(self, tenant_id: str, document_id: uuid.UUID, *, chunks: Sequence[ChunkDraft],
-                          embeddings: Vector | None, info: dict[str, Any]) -> Document:
-        """Replace the document's chunks and mark it ``completed`` in ONE transaction.
+                          embeddings: Vector | None, info: dict[str, Any], indexing: bool = False) -> Document:
+        """Replace the document's chunks and mark it ``completed`` (``indexing`` when an external
+        serving vector store must receive the vectors first) in ONE transaction. A document of
+        an S3 key retires the key's other documents in that transaction (the one of the highest
+        sequencer stays live, see ``S3Binding``).
 
         ``embeddings`` (shape ``(len(chunks), dim)``, L2-normalised float32) is written in
         the same transaction when vectors live in PostgreSQL (pgvector); ``None`` when an
@@ -179,10 +210,27 @@ class DocumentStore(Protocol):
 
     # S3 uploads and archive (issue 3) ------------------------------------------------------------
     def find_by_s3_key(self, tenant_id: str, bucket: str, key: str) -> Document | None:
-        """The live document uploaded as ``s3://bucket/key`` for this tenant, if any."""
+        """The live document the key ``s3://bucket/key`` holds now for this tenant, if any."""
 
-    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str) -> None:
-        """Record the S3 object a document came from (the first one wins)."""
+    def retired_by_key(self, tenant_id: str, bucket: str, key: str) -> list[Document]:
+        """Soft-deleted documents the key once held (superseded by an overwrite), to purge."""
+
+    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str, *,
+                        sequencer: str | None = None, etag: str | None = None) -> None:
+        """Record the S3 object a document lives in (never re-bound to another key)."""
+
+    def record_s3_event(self, tenant_id: str, bucket: str, key: str, *, sequencer: str, event_name: str,
+                        etag: str | None, version_id: str | None) -> bool:
+        """Record the key's latest event; ``False`` when a later one is recorded (stale)."""
+
+    def blob_shared(self, tenant_id: str, storage_path: str, document_id: uuid.UUID) -> bool:
+        """Whether another live document keeps its bytes at ``storage_path``."""
+
+    def finish_indexing(self, tenant_id: str, document_id: uuid.UUID) -> Document | None:
+        """``indexing`` → ``completed``; ``None`` if it is not (or no longer) indexing."""
+
+    def indexing_candidates(self, *, after_id: uuid.UUID | None = None, limit: int = 50) -> list[Document]:
+        """Live ``indexing`` documents of every tenant, keyset-paged by id."""
 
     def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
                            limit: int = 50) -> list[Document]:
@@ -205,7 +253,8 @@ class DocumentStore(Protocol):
     def fail_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, message: str) -> None: ...
 
     def store_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, chunks: Sequence[ChunkDraft],
-                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int) -> Document | None:
+                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int,
+                   indexing: bool = False) -> Document | None:
         """Stage a part's chunks and mark it done in one transaction; the last part assembles
         the document (``completed``) and returns it, the others return ``None``."""
 
@@ -254,6 +303,9 @@ class Cache(Protocol):
     behaves as a miss (adapters log and count it), so answers keep flowing."""
 
     name: str
+
+    def healthy(self) -> bool:
+        """Whether the cache answers now (a bounded probe for ``/api/health``; never raises)."""
 
     def get(self, key: str) -> bytes | None: ...
 

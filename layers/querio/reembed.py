@@ -1,6 +1,6 @@
 """Re-embed a corpus with the running embedder (``querio reembed``), resumably.
 
-Why: every document records the embedder variant that made its vectors (migration 0005), and
+Why: every document records the embedder variant that made its vectors (migration 0007), and
 a vector search of a corpus embedded by another variant is refused (``EmbedderMismatch``). After
 switching the model, its quantization or its export, this brings the corpus over without
 re-parsing a single PDF: the stored chunk texts are embedded again, with the same title line in

@@ -6,6 +6,7 @@ takes a :class:`~querio.models.Principal` and scopes all reads and writes to its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,9 +20,16 @@ from typing import Literal
 import numpy as np
 
 from querio.config import Settings
-from querio.errors import EmbedderMismatch, RateLimited
-from querio.ingest.events import IngestPart
-from querio.ingest.pipeline import IngestPipeline
+from querio.errors import EmbedderMismatch, NotFound, RateLimited
+from querio.ingest.events import (
+    FILENAME_METADATA,
+    IngestPart,
+    S3Version,
+    decode_filename,
+    encode_filename,
+    sequencer_key,
+)
+from querio.ingest.pipeline import IngestPipeline, display_filename
 from querio.models import (
     Answer,
     ChatMessage,
@@ -29,13 +37,13 @@ from querio.models import (
     ChatRequest,
     ChatRole,
     ChatSession,
-    Citation,
     Document,
     DocumentList,
     DocumentStatus,
     IngestOutcome,
     Principal,
     QueryRequest,
+    S3Binding,
     SearchFilters,
     SearchHit,
     SearchMode,
@@ -49,12 +57,14 @@ from querio.ports import (
     BlobStore,
     Cache,
     DocumentStore,
+    DownloadUrls,
     Embedder,
     StoredChunk,
     VectorStore,
     utcnow,
 )
 from querio.reembed import ReembedReport, ReembedStep, reembed
+from querio.retrieval.citing import cited_sources, page_of
 from querio.retrieval.hybrid import rrf_fuse
 from querio.vectors.sync import IndexSync
 
@@ -70,6 +80,10 @@ def result_ttl_s(query: str) -> int:
     if len(query.split()) < 3:
         return 1800  # short queries: 30 minutes
     return 3600  # complex queries: 1 hour
+
+
+def _skipped(reason: str) -> IngestOutcome:
+    return IngestOutcome(status="skipped", document=None, reason=reason)
 
 
 def make_snippet(text: str, query: str, width: int = 240) -> str:
@@ -92,8 +106,9 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
 class QuerioService:
     def __init__(self, *, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
-                 answerer: Callable[[Embedder], AnswerGenerator]) -> None:
+                 answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None) -> None:
         self.settings = settings
+        self.urls = urls  # None: the blob store's own presigned GETs
         self.documents = documents
         self.vectors = vectors
         self.blobs = blobs
@@ -115,7 +130,9 @@ class QuerioService:
 
     def ingest(self, principal: Principal, data: bytes, filename: str, *, tags: Sequence[str] = (),
                progress: Callable[[str], None] | None = None) -> IngestOutcome:
-        """Ingest one PDF for the caller's tenant. Bad files give a ``failed`` outcome, not an error."""
+        """Ingest one PDF for the caller's tenant. Bad files give a ``failed`` outcome, not an error.
+        A document whose vectors the serving store did not take stays ``indexing`` (see
+        ``sync_pending``)."""
         outcome = self.pipeline.ingest(principal.tenant_id, data, filename, tags=tags,
                                        uploaded_by=principal.user_id, progress=progress)
         self._sync_vectors(principal.tenant_id, outcome)
@@ -132,23 +149,41 @@ class QuerioService:
     def get_document(self, principal: Principal, document_id: uuid.UUID) -> Document:
         return self.documents.get_document(principal.tenant_id, document_id)
 
-    def delete_document(self, principal: Principal, document_id: uuid.UUID, *, purge: bool = True) -> Document:
+    def delete_document(self, principal: Principal, document_id: uuid.UUID, *, purge: bool = True,
+                        delete_blob: bool = True) -> Document:
         """Soft-delete (hidden from every read at once), then, unless ``purge=False`` (the
-        archive function's retention path), remove the blob, the chunks and the vectors."""
+        archive function's retention path), remove the blob (see ``purge``), the chunks and
+        the vectors."""
         doc = self.documents.soft_delete(principal.tenant_id, document_id)
         self._bump_generation(principal.tenant_id)
         if purge:
-            self.purge(principal.tenant_id, doc)
+            self.purge(principal.tenant_id, doc, delete_blob=delete_blob)
         return doc
 
-    def purge(self, tenant_id: str, doc: Document) -> None:
+    def purge(self, tenant_id: str, doc: Document, *, delete_blob: bool = True) -> None:
+        """Remove the document's vectors, blob and row. The blob goes only while it still holds
+        this document's bytes and no other live document keeps its bytes there: an S3 key that
+        was overwritten since (its new version may not even be ingested yet) stays intact."""
         if not self.vectors.colocated:
             self.vectors.delete_document(tenant_id, doc.id)
         elif isinstance(self.vectors, IndexSync):  # an external index mirrors the chunk rows
             self.vectors.document_purged(tenant_id, doc.id)
-        if doc.storage_path:
+        if delete_blob and doc.storage_path and self._owns_blob(doc):
             self.blobs.delete(doc.storage_path)
         self.documents.purge_document(tenant_id, doc.id)
+
+    def _owns_blob(self, doc: Document) -> bool:
+        path = doc.storage_path or ""
+        if self.documents.blob_shared(doc.tenant_id, path, doc.id):
+            return False
+        try:
+            info = self.blobs.head(path)
+        except NotFound:
+            return False
+        if "sha256" in info.metadata:  # written by Querio (``put``, the archive copy)
+            return info.metadata["sha256"] == doc.content_sha256
+        # a presigned upload: its ETag, recorded at ingest (rows from before it was recorded: yes)
+        return doc.s3_etag is None or info.etag == doc.s3_etag
 
     def reprocess(self, principal: Principal, document_id: uuid.UUID) -> IngestOutcome:
         outcome = self.pipeline.reprocess(principal.tenant_id, document_id)
@@ -210,7 +245,7 @@ class QuerioService:
         answer = self._answer(tenant, request.message, hits, history)
         message = self.documents.add_chat_message(
             tenant, session.id, ChatRole.ASSISTANT, answer.answer,
-            source_chunks=[h.chunk_id for h in hits],
+            source_chunks=[h.chunk_id for h in answer.sources],
             metadata={"mode": answer.mode, "citations": [c.model_dump(mode="json") for c in answer.citations]})
         return ChatReply(session_id=session.id, message=message, answer=answer)
 
@@ -228,9 +263,13 @@ class QuerioService:
         return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
+        """``status`` is ``degraded`` when the database or the cache does not answer (a stalled or
+        refusing Redis included); ``cache_status`` says which. Requests still work without the
+        cache (it fails open), so only ``database`` decides whether the service can answer."""
         db = self.documents.healthy()
-        return {"status": "ok" if db else "degraded", "database": db, "cache": self.cache.name,
-                "vector_backend": self.vectors.name}
+        cache_ok = self.cache.healthy()
+        return {"status": "ok" if db and cache_ok else "degraded", "database": db, "cache": self.cache.name,
+                "cache_status": "ok" if cache_ok else "degraded", "vector_backend": self.vectors.name}
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -256,7 +295,8 @@ class QuerioService:
                 continue
             hits.append(SearchHit(
                 chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
-                page=c.page_number, page_end=c.page_end, chunk_index=c.chunk_index, score=round(f.score, 6),
+                page=page_of(c.content, c.page_number, query), page_start=c.page_number, page_end=c.page_end,
+                chunk_index=c.chunk_index, score=round(f.score, 6),
                 vector_rank=f.vector_rank, text_rank=f.text_rank, snippet=make_snippet(c.content, query),
                 content=c.content))
         return hits
@@ -286,14 +326,14 @@ class QuerioService:
 
     def _answer(self, tenant: str, question: str, hits: list[SearchHit], history: Sequence[ChatMessage]) -> Answer:
         passages = [StoredChunk(id=h.chunk_id, document_id=h.document_id, chunk_index=h.chunk_index,
-                                content=h.content or "", page_number=h.page, page_end=h.page_end,
-                                filename=h.filename, title=h.title) for h in hits]
-        text = self.answerer.answer(question, passages, history)
-        citations = [Citation(document_id=h.document_id, filename=h.filename, page=h.page, chunk_id=h.chunk_id)
-                     for h in hits[:3]]
+                                content=h.content or "", page_number=h.page_start or h.page,
+                                page_end=h.page_end, filename=h.filename, title=h.title) for h in hits]
+        # Sources are what the answer cites, numbered as it cites them; each citation names the
+        # page of the quoted (or generated) sentence.
+        text, sources, citations = cited_sources(self.answerer.answer(question, passages, history), hits)
         mode: Literal["extractive", "generative"] = (
             "generative" if self.answerer.mode == "generative" else "extractive")
-        return Answer(answer=text, mode=mode, citations=citations, sources=hits, model=self.answerer.model)
+        return Answer(answer=text, mode=mode, citations=citations, sources=sources, model=self.answerer.model)
 
     def _after_query(self, principal: Principal, query: str, hits: list[SearchHit], took_ms: float) -> None:
         self._track_query(principal, query)
@@ -306,11 +346,35 @@ class QuerioService:
             log.warning("could not record query analytics", exc_info=True)
 
     def _sync_vectors(self, tenant: str, outcome: IngestOutcome, *, replaced: bool = False) -> None:
-        """Copy a just-completed document's vectors to an external index (Pinecone), after the
-        commit (``replaced``: a reprocess, whose old records go); the hook logs and counts its
-        own failures (``querio vectors reconcile`` repairs)."""
+        """Copy a just-stored document's vectors to an external index (Pinecone), after the
+        commit (``replaced``: a reprocess, whose old records go). When that index serves
+        queries the document was stored ``indexing`` and becomes ``completed`` only once the
+        copy succeeded; a failed copy leaves it ``indexing`` (``outcome.document`` shows it)."""
         if outcome.status == "ingested" and outcome.document is not None and isinstance(self.vectors, IndexSync):
-            self.vectors.document_stored(tenant, outcome.document.id, replaced=replaced)
+            outcome.document = self._sync_document(tenant, outcome.document, replaced=replaced)
+
+    def _sync_document(self, tenant: str, doc: Document, *, replaced: bool = False) -> Document:
+        assert isinstance(self.vectors, IndexSync)
+        synced = self.vectors.document_stored(tenant, doc.id, replaced=replaced)
+        if doc.processing_status != DocumentStatus.INDEXING:
+            return doc  # the external index only shadows: pgvector serves, nothing waits
+        if synced:
+            done = self.documents.finish_indexing(tenant, doc.id)
+            if done is not None:
+                self._bump_generation(tenant)
+                return done
+            return doc
+        emit("DocumentsPendingIndex")
+        log.warning("document %s (tenant %s) stays indexing until its vectors reach %s", doc.id, tenant,
+                    self.vectors.name)
+        return doc
+
+    def sync_pending(self, doc: Document) -> Document:
+        """Retry the vector copy of an ``indexing`` document (any tenant; the archive schedule
+        sweeps them, the S3 ingest path retries its message); returns the document as it is now."""
+        if not isinstance(self.vectors, IndexSync) or doc.processing_status != DocumentStatus.INDEXING:
+            return doc
+        return self._sync_document(doc.tenant_id, doc, replaced=True)
 
     def _generation_key(self, tenant: str) -> str:
         return f"gen:{tenant}"
@@ -348,10 +412,11 @@ class QuerioService:
 
     def create_upload_url(self, principal: Principal, filename: str, content_length: int | None) -> dict[str, object]:
         """A presigned PUT to ``tenants/{tenant}/uploads/{uuid}.pdf``. The user's filename never
-        becomes part of the key; the upload's ObjectCreated notification starts the ingest."""
+        becomes part of the key: it is sanitised and carried as required, signed object metadata
+        (``x-amz-meta-filename``, percent-encoded UTF-8); the upload's ObjectCreated
+        notification starts the ingest, which reads it back."""
         from querio.errors import PayloadTooLarge, ValidationFailed
         from querio.ingest.events import upload_key
-        from querio.ingest.pipeline import display_filename
 
         if content_length is not None:
             if content_length <= 0:
@@ -361,14 +426,18 @@ class QuerioService:
                     f"the file is {content_length:,} bytes; the limit is {self.settings.max_file_bytes:,}",
                     details={"max_bytes": self.settings.max_file_bytes})
         key = upload_key(principal.tenant_id, f"{uuid.uuid4()}.pdf")
+        name = display_filename(filename or "document.pdf")
+        # the name rides along as signed object metadata: the ingest lists and cites the document by it
         signed = self.blobs.presign_put(key, expires_s=self.UPLOAD_URL_EXPIRES_S, content_type="application/pdf",
-                                        content_length=content_length)
+                                        content_length=content_length,
+                                        metadata={FILENAME_METADATA: encode_filename(name)})
         return {"url": signed["url"], "key": key, "expires_in": self.UPLOAD_URL_EXPIRES_S,
-                "headers": signed["headers"], "filename": display_filename(filename or "document.pdf")}
+                "headers": signed["headers"], "filename": name}
 
     def create_download_url(self, principal: Principal, document_id: uuid.UUID) -> dict[str, object]:
-        """A short-lived presigned GET; ``Conflict`` while the blob is archived and not restored."""
-        from querio.errors import Conflict, NotFound
+        """A short-lived download link (S3 presigned or CloudFront signed, per ``urls``); ``Conflict``
+        while the blob is archived and not restored."""
+        from querio.errors import Conflict
 
         doc = self.documents.get_document(principal.tenant_id, document_id, touch=True)
         if not doc.storage_path:
@@ -380,7 +449,8 @@ class QuerioService:
                     f"document {document_id} is archived ({doc.storage_class}); "
                     + ("its restore is in progress" if status == "ongoing" else "restore it first"),
                     details={"storage_class": doc.storage_class, "restore": status or "not_requested"})
-        url = self.blobs.presign_get(doc.storage_path, expires_s=self.DOWNLOAD_URL_EXPIRES_S, filename=doc.filename)
+        sign = self.urls.signed_get if self.urls is not None else self.blobs.presign_get
+        url = sign(doc.storage_path, expires_s=self.DOWNLOAD_URL_EXPIRES_S, filename=doc.filename)
         return {"url": url, "expires_in": self.DOWNLOAD_URL_EXPIRES_S}
 
     def restore_document(self, principal: Principal, document_id: uuid.UUID) -> Document:
@@ -390,26 +460,48 @@ class QuerioService:
             self.blobs.restore(doc.storage_path, days=self.RESTORE_DAYS)
         return doc
 
-    def ingest_s3_object(self, tenant_id: str, bucket: str, key: str, *,
+    def ingest_s3_object(self, tenant_id: str, bucket: str, key: str, *, version: S3Version | None = None,
                          enqueue: Callable[[Sequence[dict[str, object]]], None] | None = None) -> IngestOutcome:
         """Ingest an uploaded object for the tenant named by its key; the document points at
         the object itself (no copy). Bad PDFs give a ``failed`` outcome; dependency failures
-        raise ``TransientError`` (so the queue retries). Redelivery gives the same document
-        (sha256 dedupe); a *different* key with identical bytes is a duplicate whose redundant
-        object is deleted (its ObjectRemoved then matches no document).
+        raise ``TransientError`` (so the queue retries). Overwrite semantics (README, "Overwrites
+        and event order"):
+
+        * one key holds one live document: new bytes under a known key replace its document
+          (the old one is retired in the transaction that completes the new one);
+        * an event older than one already applied for the key (``sequencer``), or naming an
+          ETag the object no longer has, is ``skipped`` (stale), as is one for bytes the key's
+          document already holds (a replay, a re-PUT of the same bytes, the archive's copy to
+          GLACIER: recognised by eTag or by the ``sha256`` metadata, without a GetObject), and
+          one for an object deleted before its ingest ran;
+        * identical bytes under a *different* key are a ``duplicate`` of the document that
+          holds them, whose redundant object is deleted (its ObjectRemoved then matches no
+          document); if that key held a document before, it is retired (its bytes are gone).
 
         With ``enqueue``, a PDF of more than ``pages_per_part`` pages is split into page-range
         work items instead (see :mod:`querio.ingest.parts`); the outcome is ``in_progress``."""
-        from querio.errors import NotFound, PermanentIngestError
+        from querio.errors import PermanentIngestError, StaleObject
         from querio.ingest import parts
         from querio.ingest.pdf import count_pages
 
-        principal = Principal(tenant_id=tenant_id, user_id=self.S3_UPLOAD_USER)
+        version = version or S3Version()
+        if version.sequencer and not self.documents.record_s3_event(
+                tenant_id, bucket, key, sequencer=version.sequencer, event_name=version.event_name,
+                etag=version.etag, version_id=version.version_id):
+            return _skipped("a later event of this key was already applied (stale or replayed event)")
+        current = self.documents.find_by_s3_key(tenant_id, bucket, key)
+        if current is not None and self._holds_current_bytes(current, key, version.etag):
+            return self._unchanged(current, bucket, key, version)
         try:
-            data = self.blobs.get(key)
+            data, info = self.blobs.read(key, if_match=version.etag)
         except NotFound:
-            return IngestOutcome(status="failed", document=None, error_code="not_found",
-                                 reason="the object no longer exists (deleted before ingest)")
+            return _skipped("the object no longer exists (deleted before its ingest ran)")
+        except StaleObject:
+            return _skipped("the object was overwritten after this event; the newer event ingests it")
+        if current is not None and current.content_sha256 == hashlib.sha256(data).hexdigest():
+            return self._unchanged(current, bucket, key, version.model_copy(update={"etag": info.etag}))
+        s3 = S3Binding(bucket=bucket, key=key, sequencer=version.sequencer, etag=info.etag or version.etag)
+        filename = display_filename(decode_filename(info.metadata) or key.rsplit("/", 1)[-1])
         page_count = 0
         if enqueue is not None:
             try:
@@ -417,48 +509,108 @@ class QuerioService:
             except PermanentIngestError:
                 page_count = 0  # the pipeline records the failure with its code
         if page_count > self.settings.pages_per_part and enqueue is not None:
-            outcome = parts.split_upload(self, tenant_id, bucket, key, data, page_count, enqueue)
+            outcome = parts.split_upload(self, tenant_id, s3, filename, data, page_count, enqueue)
         else:
-            outcome = self.pipeline.ingest(tenant_id, data, key.rsplit("/", 1)[-1], uploaded_by=principal.user_id,
-                                           storage_key=key)
+            outcome = self.pipeline.ingest(tenant_id, data, filename, uploaded_by=self.S3_UPLOAD_USER,
+                                           storage_key=key, s3=s3)
         doc = outcome.document
         self._sync_vectors(tenant_id, outcome)
-        if doc is not None:
-            self.documents.set_s3_location(tenant_id, doc.id, bucket, key)
-            if outcome.status == "duplicate" and doc.storage_path != key:
-                self.blobs.delete(key)
+        if outcome.status == "duplicate" and doc is not None and doc.storage_path != key:
+            if current is not None:  # the key's previous bytes are gone: so is its document
+                self._delete_quietly(current, delete_blob=False)
+            self.blobs.delete(key)
+        for retired in self.documents.retired_by_key(tenant_id, bucket, key):
+            self.purge(tenant_id, retired)  # an overwrite's predecessor; the key keeps its new bytes
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(tenant_id)
+        self._require_indexed(outcome.document)
         return outcome
+
+    def _holds_current_bytes(self, doc: Document, key: str, etag: str | None) -> bool:
+        """Whether the key's document already holds the object's current bytes, without a
+        GetObject: the event's eTag is the one recorded, or a HEAD shows that ETag or the
+        ``sha256`` metadata Querio writes (the archive's copy adds it)."""
+        if doc.storage_path != key:
+            return False
+        if etag and doc.s3_etag and etag == doc.s3_etag:
+            return True
+        try:
+            info = self.blobs.head(key)
+        except NotFound:
+            return False
+        return info.metadata.get("sha256") == doc.content_sha256 or bool(info.etag and info.etag == doc.s3_etag)
+
+    def _unchanged(self, doc: Document, bucket: str, key: str, version: S3Version) -> IngestOutcome:
+        self.documents.set_s3_location(doc.tenant_id, doc.id, bucket, key, sequencer=version.sequencer,
+                                       etag=version.etag)
+        if doc.processing_status == DocumentStatus.INDEXING:  # a retried message re-syncs its vectors
+            doc = self.sync_pending(doc)
+            self._require_indexed(doc)
+            return IngestOutcome(status="ingested", document=doc, reason="vectors copied on a retry",
+                                 pages=doc.page_count or 0, chunks=doc.chunk_count)
+        return IngestOutcome(status="skipped", document=doc, reason="the key's document already holds these bytes")
+
+    def _require_indexed(self, doc: Document | None) -> None:
+        """On the queue path a document left ``indexing`` retries its message (a dependency
+        outage: the serving vector store did not take its vectors)."""
+        from querio.errors import TransientError
+
+        if doc is not None and doc.processing_status == DocumentStatus.INDEXING:
+            raise TransientError(f"document {doc.id} is stored but {self.vectors.name} lacks its vectors; retried")
+
+    def _delete_quietly(self, doc: Document, *, delete_blob: bool) -> Document | None:
+        try:
+            return self.delete_document(Principal(tenant_id=doc.tenant_id, user_id=self.S3_UPLOAD_USER), doc.id,
+                                        delete_blob=delete_blob)
+        except NotFound:
+            return None
 
     def ingest_part(self, item: IngestPart) -> IngestOutcome:
         """One page-range part of a large PDF (see :mod:`querio.ingest.parts`)."""
         from querio.ingest import parts
 
         outcome = parts.ingest_part(self, item)
+        if outcome.document is None and outcome.status == "duplicate":  # a redelivered last part
+            with contextlib.suppress(NotFound):
+                outcome.document = self.sync_pending(self.documents.get_document(item.tenant_id, item.document_id))
         self._sync_vectors(item.tenant_id, outcome)
+        if outcome.document is not None and outcome.document.s3_key:
+            for retired in self.documents.retired_by_key(item.tenant_id, item.bucket, outcome.document.s3_key):
+                self.purge(item.tenant_id, retired)
         if outcome.status in ("ingested", "failed"):
             self._bump_generation(item.tenant_id)
+        self._require_indexed(outcome.document)
         return outcome
 
-    def delete_s3_object_document(self, tenant_id: str, bucket: str, key: str) -> Document | None:
-        """Delete (and purge) the document uploaded as ``key``; ``None`` when there is none
-        (already deleted, a duplicate's object, or never ingested): idempotent."""
-        from querio.errors import NotFound
-
-        doc = self.documents.find_by_s3_key(tenant_id, bucket, key)
-        if doc is None:
+    def delete_s3_object_document(self, tenant_id: str, bucket: str, key: str, *,
+                                  version: S3Version | None = None) -> Document | None:
+        """ObjectRemoved: delete (and purge) the document the key holds now; ``None`` when
+        there is none (already deleted, a duplicate's object, never ingested), when the event
+        is older than the key's current object (stale), or when the key still holds the
+        document's bytes (a HEAD: in a versioned bucket, deleting a noncurrent version by id
+        also sends ObjectRemoved): idempotent. The object is gone already, and a newer one may
+        be at the key: the blob is never deleted here."""
+        version = version or S3Version()
+        if version.sequencer and not self.documents.record_s3_event(
+                tenant_id, bucket, key, sequencer=version.sequencer, event_name=version.event_name,
+                etag=version.etag, version_id=version.version_id):
             return None
-        try:
-            return self.delete_document(Principal(tenant_id=tenant_id, user_id=self.S3_UPLOAD_USER), doc.id)
-        except NotFound:
-            return None
+        removed = None
+        for _ in range(10):  # normally one; a key never holds many
+            doc = self.documents.find_by_s3_key(tenant_id, bucket, key)
+            if doc is None or (version.sequencer
+                               and sequencer_key(doc.s3_sequencer) > sequencer_key(version.sequencer)):
+                break  # the key holds a newer object than this remove is about
+            if self._holds_current_bytes(doc, key, None):
+                break  # the object is still there (a noncurrent version was deleted, or it came back)
+            removed = self._delete_quietly(doc, delete_blob=False) or removed
+        return removed
 
     def archive_document(self, doc: Document) -> Document | None:
         """Move one idle document's blob to GLACIER and record it (archive job; any tenant)."""
         if not doc.storage_path:
             return None
-        storage_class = self.blobs.archive(doc.storage_path)
+        storage_class = self.blobs.archive(doc.storage_path, sha256=doc.content_sha256)
         return self.documents.mark_archived(doc.tenant_id, doc.id, storage_class)
 
     # --- caching, rate limits and stats (issue 3) ------------------------------------------------

@@ -27,7 +27,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -40,6 +40,22 @@ LAMBDA_PYTHON_VERSION = "3.14"
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 #: AWS limit: API Gateway HTTP API integration timeout (seconds), so the query function's cap.
 HTTP_API_INTEGRATION_TIMEOUT_S = 30
+#: AWS limit: a synchronous Lambda invocation's request payload, the whole event JSON (6 MB).
+LAMBDA_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: Room in an HTTP API (payload v2) event for all but the body: headers, requestContext, JSON framing.
+HTTP_API_EVENT_ENVELOPE_BYTES = 64 * 1024
+#: Room for multipart framing around an uploaded file (boundaries, part headers, the tags field).
+MULTIPART_FRAMING_BYTES = 64 * 1024
+#: The largest file ``POST /api/documents`` can carry to a Lambda function: API Gateway passes a
+#: binary (multipart) body base64-encoded, 4 bytes per 3, inside the 6 MB event. ~4.39 MiB;
+#: larger files take the presigned S3 upload (the CDK app sets it as QUERIO_MAX_REQUEST_FILE_BYTES).
+LAMBDA_REQUEST_FILE_BYTES = ((LAMBDA_INVOKE_PAYLOAD_BYTES - HTTP_API_EVENT_ENVELOPE_BYTES) * 3 // 4
+                             - MULTIPART_FRAMING_BYTES)
+#: AWS (Lambda with SQS): the queue's visibility timeout is at least 6x the function timeout
+#: (plus the batching window), so Lambda can retry a throttled batch before the message reappears.
+SQS_VISIBILITY_FUNCTION_TIMEOUTS = 6
+#: AWS limit: SQS visibility timeouts are at most 12 hours.
+SQS_MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 
 
 class UnknownTier(ValueError):
@@ -86,7 +102,6 @@ class QueueTier:
 
     batch_size: int
     max_batching_window_s: int
-    visibility_timeout_s: int
     max_receive_count: int
     max_concurrency: int  # the event source mapping's ScalingConfig.MaximumConcurrency (>= 2)
     dlq_retention_days: int
@@ -100,6 +115,10 @@ class StorageTier:
     glacier_after_days: int
     noncurrent_versions_expire_days: int
     access_logs_expire_days: int
+    #: Downloads through CloudFront signed URLs (origin access control), else S3 presigned URLs.
+    cloudfront_downloads: bool = False
+    #: Replicate the PDF bucket to a second region (``replica_region`` context).
+    replicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,18 @@ class Tier:
             obj = getattr(obj, part)
         return obj
 
+    @property
+    def queue_visibility_timeout_s(self) -> int:
+        """The ingest queue's visibility timeout (seconds), derived so it can never fall behind the
+        function: AWS asks for at least 6x the consuming function's timeout plus the batching window
+        (Lambda may retry a throttled batch before the message reappears)."""
+        seconds = (SQS_VISIBILITY_FUNCTION_TIMEOUTS * self.ingest_function.timeout_s
+                   + self.queue.max_batching_window_s)
+        if seconds > SQS_MAX_VISIBILITY_TIMEOUT_S:
+            raise ValueError(f"the {self.name} tier's ingest timeout needs a {seconds} s visibility timeout;"
+                             f" SQS allows at most {SQS_MAX_VISIBILITY_TIMEOUT_S} s")
+        return seconds
+
 
 def _leaf_paths(obj: Any, prefix: str = "") -> list[str]:
     out: list[str] = []
@@ -197,7 +228,6 @@ _COMMON_SOURCES = {
     "query_function.memory_mb": "AWS: 1,769 MB = one full vCPU for query embedding (~10 ms per query)",
     "archive_function.memory_mb": "archive only copies objects server-side and updates rows: little memory",
     "archive_function.timeout_s": "AWS: 900 s maximum; the run is resumable, so a cut-off run just continues",
-    "queue.visibility_timeout_s": "AWS: at least 6x the function timeout for SQS event sources (6 x 900 s)",
     "queue.max_receive_count": "AWS/SQS practice: 5 receives before the DLQ rides out transient outages",
     "queue.batch_size": "one PDF (or part) per message: a slow PDF never holds back others in its batch",
     "queue.max_batching_window_s": "no batching window: ingest starts as soon as a PDF lands",
@@ -243,6 +273,9 @@ SMALL = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only (Security section asks for encryption, not WAF)",
         "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Small Business: AWS S3 (PDFs), no CDN; "
+                                        "S3 presigned URLs",
+        "storage.replicate": "seed > Small Business: one region",
         "nat_gateways": "0: S3 gateway and SQS/Secrets Manager interface endpoints serve every AWS call",
     },
     name="small", seed_scale="Small Business", expected_documents=10_000, document_range=(10_000, 100_000),
@@ -255,7 +288,7 @@ SMALL = _tier(
     ingest_function=FunctionTier(memory_mb=3008, timeout_s=900, reserved_concurrency=None),
     query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
     archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
-    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, max_receive_count=5,
                     max_concurrency=2, dlq_retention_days=14),
     storage=_STORAGE, archive=_ARCHIVE,
     api=ApiTier(throttle_rate_per_s=50, throttle_burst=100, rate_limit_per_minute=60, waf=False,
@@ -287,6 +320,8 @@ MID = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "seed > Enterprise tier only",
         "api.waf_ip_limit_per_5_minutes": "unused without WAF",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Mid-Market: AWS S3 + CloudFront CDN (PDFs)",
+        "storage.replicate": "seed > Mid-Market keeps one region; multi-region S3 is the Enterprise tier's",
         "nat_gateways": "1: Pinecone's API is on the public internet; one NAT (~$33/month) for the tier that "
                         "needs it; AWS calls still use the free/interface endpoints",
     },
@@ -300,9 +335,9 @@ MID = _tier(
     ingest_function=FunctionTier(memory_mb=3538, timeout_s=900, reserved_concurrency=10),
     query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
     archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
-    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, max_receive_count=5,
                     max_concurrency=10, dlq_retention_days=14),
-    storage=_STORAGE, archive=_ARCHIVE,
+    storage=replace(_STORAGE, cloudfront_downloads=True), archive=_ARCHIVE,
     api=ApiTier(throttle_rate_per_s=200, throttle_burst=400, rate_limit_per_minute=120, waf=False,
                 waf_ip_limit_per_5_minutes=0),
     availability_zones=2, nat_gateways=1, log_retention_days=90,
@@ -332,6 +367,10 @@ ENTERPRISE = _tier(
         "api.throttle_burst": "not in the seed: 2x the steady rate",
         "api.waf": "brief: Enterprise adds WAF (CloudFront in front of the HTTP API)",
         "api.waf_ip_limit_per_5_minutes": "AWS WAF rate-based rule per source IP; 2,000 per 5 min = ~6.7 rps",
+        "storage.cloudfront_downloads": "seed > Architecture by Scale > Enterprise: Multi-region S3 + CloudFront "
+                                        "(PDFs)",
+        "storage.replicate": "seed > Architecture by Scale > Enterprise: Multi-region S3 (PDFs); S3 replication "
+                             "to replica_region",
         "nat_gateways": "one per AZ: Pinecone's public API must survive the loss of an AZ",
     },
     name="enterprise", seed_scale="Enterprise", expected_documents=1_000_000, document_range=(1_000_000, None),
@@ -344,9 +383,9 @@ ENTERPRISE = _tier(
     ingest_function=FunctionTier(memory_mb=3538, timeout_s=900, reserved_concurrency=50),
     query_function=FunctionTier(memory_mb=1769, timeout_s=29, reserved_concurrency=None),
     archive_function=FunctionTier(memory_mb=512, timeout_s=900, reserved_concurrency=1),
-    queue=QueueTier(batch_size=1, max_batching_window_s=0, visibility_timeout_s=5400, max_receive_count=5,
+    queue=QueueTier(batch_size=1, max_batching_window_s=0, max_receive_count=5,
                     max_concurrency=50, dlq_retention_days=14),
-    storage=_STORAGE, archive=_ARCHIVE,
+    storage=replace(_STORAGE, cloudfront_downloads=True, replicate=True), archive=_ARCHIVE,
     api=ApiTier(throttle_rate_per_s=1000, throttle_burst=2000, rate_limit_per_minute=600, waf=True,
                 waf_ip_limit_per_5_minutes=2000),
     availability_zones=2, nat_gateways=2, log_retention_days=365,

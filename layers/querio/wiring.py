@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from querio.config import Settings, get_settings
 from querio.errors import ConfigurationError, NotFound
-from querio.ports import AnswerGenerator, BlobStore, Cache, Embedder, VectorStore
+from querio.ports import AnswerGenerator, BlobStore, Cache, DownloadUrls, Embedder, VectorStore
 from querio.service import QuerioService
 
 if TYPE_CHECKING:
@@ -36,6 +36,31 @@ def build_blob_store(settings: Settings) -> BlobStore:
     from querio.adapters.s3_blobs import S3BlobStore
 
     return S3BlobStore(settings.s3_bucket, aws_clients.s3)
+
+
+def build_download_urls(settings: Settings, blobs: BlobStore) -> DownloadUrls:
+    """S3 presigned GETs, or (``QUERIO_DOWNLOAD_URLS=cloudfront``) CloudFront signed URLs whose
+    private key is read from Secrets Manager on the first link."""
+    from querio.adapters.download_urls import CloudFrontSignedUrls, PresignedS3Urls
+
+    if settings.download_urls == "s3":
+        return PresignedS3Urls(blobs)
+    secret_arn = settings.cloudfront_private_key_secret_arn
+    if not (secret_arn and settings.cloudfront_domain and settings.cloudfront_key_pair_id):
+        raise ConfigurationError("QUERIO_DOWNLOAD_URLS=cloudfront needs QUERIO_CLOUDFRONT_DOMAIN, "
+                                 "QUERIO_CLOUDFRONT_KEY_PAIR_ID and QUERIO_CLOUDFRONT_PRIVATE_KEY_SECRET_ARN")
+    return CloudFrontSignedUrls(settings.cloudfront_domain, settings.cloudfront_key_pair_id,
+                                lambda: cloudfront_private_key(secret_arn))
+
+
+@lru_cache(maxsize=4)
+def cloudfront_private_key(secret_arn: str) -> str:
+    """The URL-signing key (PEM, the secret's whole SecretString), read once per process."""
+    pem = read_secret(secret_arn, "QUERIO_CLOUDFRONT_PRIVATE_KEY_SECRET_ARN").strip()
+    if "PRIVATE KEY-----" not in pem:
+        raise ConfigurationError("QUERIO_CLOUDFRONT_PRIVATE_KEY_SECRET_ARN: the secret holds no PEM private key "
+                                 "(the deploy's key-pair custom resource writes it)")
+    return pem
 
 
 def build_cache(settings: Settings) -> Cache:
@@ -186,9 +211,11 @@ def build_service(settings: Settings) -> QuerioService:
         return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir,
                             settings.model_precision)
 
+    blobs = build_blob_store(settings)
     return QuerioService(settings=settings, documents=documents, vectors=vectors,
-                         blobs=build_blob_store(settings), cache=build_cache(settings), embedder=embedder,
-                         answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)))
+                         blobs=blobs, cache=build_cache(settings), embedder=embedder,
+                         answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
+                         urls=build_download_urls(settings, blobs))
 
 
 @lru_cache(maxsize=1)

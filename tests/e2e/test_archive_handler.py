@@ -204,3 +204,47 @@ def test_the_tier_schedule_fires_the_archive_through_eventbridge(svc: QuerioServ
         handler.set_service_factory(None)
     assert report["archived"] == 1 and report["complete"]
     assert svc.get_document(ALICE, idle.id).storage_class == "GLACIER"
+
+
+def test_the_archive_copy_never_retriggers_ingest(svc: QuerioService, aws: Any, pg_dsn: str,  # noqa: F811
+                                                  capsys: Any) -> None:
+    """The archive's in-place copy to GLACIER emits ``ObjectCreated:Copy`` for an upload key:
+    acknowledged as a no-op, without a GetObject (it would fail: archived, not restored) and
+    without a failure metric. Also in the shape S3 sends under SSE-KMS, where a copy gets a
+    new ETag: the ``sha256`` metadata the copy carries identifies the bytes (a HEAD)."""
+    from functions.archive import handler as archive_handler
+    from functions.ingest import handler as ingest_handler
+    from querio.adapters import aws_clients
+    from tests.fixtures.aws_events import object_event, s3_notification, sqs_event
+
+    key = f"tenants/tenant-a/uploads/{uuid.uuid4()}.pdf"  # a presigned upload: no metadata of ours
+    aws.put_object(Bucket=TEST_BUCKET, Key=key, Body=make_text_pdf([f"pangolin {SAMPLE_PAGES[0]}"]),
+                   ContentType="application/pdf")
+    gets: list[str] = []
+    aws_clients.s3().meta.events.register("provide-client-params.s3.GetObject",
+                                          lambda params, **_: gets.append(params["Key"]))
+    ingest_handler.set_service_factory(lambda: svc)
+    archive_handler.set_service_factory(lambda: svc)
+    try:
+        ingest = ingest_handler.lambda_handler(sqs_event(object_event(aws, key)), lambda_context())
+        assert ingest["batchItemFailures"] == []
+        [doc] = svc.list_documents(ALICE).documents
+        age(pg_dsn, doc, uploaded_days=200)
+        assert archive_handler.lambda_handler(scheduled_event(), lambda_context())["archived"] == 1
+        assert s3_class(aws, key) == "GLACIER"
+        capsys.readouterr()
+        assert gets == [key]  # the hook sees the ingest's read
+        gets.clear()
+        copy = object_event(aws, key, event="ObjectCreated:Copy")
+        kms_copy = s3_notification(TEST_BUCKET, key, event="ObjectCreated:Copy", etag=uuid.uuid4().hex)
+        result = ingest_handler.lambda_handler(sqs_event(copy, kms_copy, copy), lambda_context())
+    finally:
+        ingest_handler.set_service_factory(None)
+        archive_handler.set_service_factory(None)
+    assert result["batchItemFailures"] == []
+    assert gets == []  # recognised without reading the (archived) bytes
+    out = capsys.readouterr().out
+    assert '"IngestFailures"' not in out and '"IngestSkipped"' in out
+    [after] = svc.list_documents(ALICE).documents
+    assert after.id == doc.id and after.storage_class == "GLACIER" and after.processing_status == "completed"
+    assert {h.document_id for h in svc.search(ALICE, SearchRequest(query="pangolin", mode="text")).results} == {doc.id}

@@ -91,7 +91,7 @@ def lam(handler_module: Any, api: ApiClient, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def claims(tenant: str, sub: str = "user") -> dict[str, str]:
-    return {"sub": sub, "tenant_id": tenant}
+    return {"sub": sub, "custom:tenant_id": tenant}
 
 
 def emf_metrics(stdout: str) -> set[str]:
@@ -129,10 +129,12 @@ def test_upload_search_query_chat_stats_through_the_handler(lam: Lambda, capsys:
     assert {"QueryLatency", "CacheMisses"} <= names
 
 
-def test_missing_or_unusable_identity_is_401(lam: Lambda) -> None:
-    for c in (None, {}, {"sub": ""}, {"sub": "x", "tenant_id": "../evil"}):
+def test_missing_or_unusable_identity_is_401_or_403(lam: Lambda) -> None:
+    for c in (None, {}, {"sub": ""}):
         reply = lam.call("POST", "/api/search", c, body={"query": "x"})
         assert reply.status == 401 and reply.json["error"]["code"] == "unauthorized"
+    reply = lam.call("POST", "/api/search", {"sub": "x", "custom:tenant_id": "../evil"}, body={"query": "x"})
+    assert reply.status == 403 and reply.json["error"]["code"] == "forbidden"
     assert lam.call("GET", "/api/health", None).status == 200
 
 
@@ -250,7 +252,7 @@ def test_hostile_strings_in_every_field(lam: Lambda, api_settings: Any, evil: st
     if evil_up.status == 201:
         doc = evil_up.json["outcome"]["document"]
         assert ".." not in (doc["storage_path"] or "") and "/etc/" not in (doc["storage_path"] or "")
-        assert str(doc["storage_path"]).startswith(me["tenant_id"]) or "tenants/" in str(doc["storage_path"])
+        assert str(doc["storage_path"]).startswith(f"tenants/{me['custom:tenant_id']}/")
         blob_root = Path(lam.service.settings.blob_dir).resolve()
         assert all(blob_root in p.resolve().parents for p in blob_root.rglob("*") if p.is_file())
 

@@ -15,6 +15,7 @@ import pytest
 
 from querio.api import local_server
 from querio.config import Settings
+from querio.models import personal_namespace
 from tests.fixtures.events import (
     OTHER_CLAIMS,
     TEST_MAX_FILE_BYTES,
@@ -150,7 +151,7 @@ def test_upload_list_get_search_query_stats_reprocess_delete(api: ApiClient) -> 
     assert answer.status == 200
     assert answer.json["mode"] == "extractive" and "[1]" in answer.json["answer"]
     assert answer.json["citations"][0] == {"document_id": doc_id, "filename": "handbook.pdf", "page": 2,
-                                           "chunk_id": answer.json["sources"][0]["chunk_id"]}
+                                           "pages": [2], "chunk_id": answer.json["sources"][0]["chunk_id"]}
 
     stats = api.get("/api/stats")
     assert stats.status == 200 and stats.json["documents"] == 1 and stats.json["pages"] == 3
@@ -237,7 +238,8 @@ def test_multipart_without_boundary_is_422(api: ApiClient) -> None:
 def test_oversized_file_is_413(api: ApiClient) -> None:
     big = b"%PDF-1.4\n" + b"0" * TEST_MAX_FILE_BYTES
     err = assert_error(api.upload(big, "big.pdf"), 413, "payload_too_large")
-    assert err["details"] == {"limit_bytes": TEST_MAX_FILE_BYTES}
+    # the request limit is the file limit here: no other route would take it either
+    assert err["details"] == {"limit_bytes": TEST_MAX_FILE_BYTES} and "upload-url" not in err["message"]
     assert api.get("/api/documents").json["total"] == 0  # nothing was recorded
 
 
@@ -323,7 +325,39 @@ def test_unknown_ids_are_404(api: ApiClient, method: str, path: str) -> None:
 
 def test_unknown_route_is_404_in_the_error_shape(api: ApiClient) -> None:
     assert_error(api.get("/api/nothing-here"), 404, "route_not_found")
-    assert_error(api.request("PUT", "/api/documents"), 404, "route_not_found")
+    assert_error(api.request("HEAD", "/api/nothing-here"), 404, "route_not_found")
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/api/documents", "GET, HEAD, POST"),
+    ("PATCH", f"/api/documents/{SOME_ID}", "DELETE, GET, HEAD"),
+    ("GET", "/api/search", "POST"),
+    ("DELETE", "/api/health", "GET, HEAD"),
+    ("POST", f"/api/chat/sessions/{SOME_ID}", "DELETE"),
+    ("OPTIONS", "/api/query", "POST"),
+])
+def test_wrong_method_on_a_known_path_is_405_with_allow(api: ApiClient, method: str, path: str, allow: str) -> None:
+    for claims in (api.claims, None):  # decided from the route table, before identity
+        reply = api.as_caller(claims).request(method, path)
+        assert_error(reply, 405, "method_not_allowed")
+        assert reply.headers["allow"] == allow
+
+
+def test_head_is_answered_like_get_without_a_body(api: ApiClient) -> None:
+    head = resolve(http_event("HEAD", "/api/health", claims=None))
+    assert head.status == 200 and head.json is None and head.headers["content-type"] == "application/json"
+    assert api.request("HEAD", "/api/documents").status == 200
+    assert_error(resolve(http_event("HEAD", "/api/documents", claims=None)), 401)  # GET's rules apply
+
+
+def test_an_inverted_page_range_is_422(api: ApiClient) -> None:
+    for route in ("/api/search", "/api/query"):
+        err = assert_error(api.post(route, {"query": "x", "filters": {"page_from": 5, "page_to": 2}}), 422,
+                           "validation_error")
+        assert ["body", "filters"] in [d["loc"] for d in err["details"]], err
+        assert "page_from" in str(err["details"])
+    err = assert_error(api.post("/api/chat", {"message": "x", "filters": {"page_from": 3, "page_to": 1}}), 422)
+    assert api.post("/api/search", {"query": "x", "filters": {"page_from": 2, "page_to": 2}}).status == 200
 
 
 # --- identity and tenancy -------------------------------------------------------------------------
@@ -342,9 +376,15 @@ def test_identity_is_checked_before_the_body(api: ApiClient) -> None:
     assert_error(post_multipart(*upload, claims=None), 401, "unauthorized")
 
 
-@pytest.mark.parametrize("claims", [{"sub": ""}, {"tenant_id": "t"}, {"sub": "u", "tenant_id": "../escape"}])
-def test_unusable_claims_are_401(api: ApiClient, claims: dict[str, str]) -> None:
+@pytest.mark.parametrize("claims", [{"sub": ""}, {"custom:tenant_id": "t"}])
+def test_claims_without_a_user_are_401(api: ApiClient, claims: dict[str, str]) -> None:
     assert_error(api.as_caller(claims).get("/api/documents"), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("tenant", ["../escape", "", "[]", "[tenant-a tenant-b]", "[tenant-a"])
+def test_unusable_tenant_claims_are_403(api: ApiClient, tenant: str) -> None:
+    assert_error(api.as_caller({"sub": "tenant-a", "custom:tenant_id": tenant}).get("/api/documents"), 403,
+                 "forbidden")
 
 
 def test_other_tenants_documents_look_absent(api: ApiClient) -> None:
@@ -360,11 +400,14 @@ def test_other_tenants_documents_look_absent(api: ApiClient) -> None:
     assert api.get(f"/api/documents/{doc_id}").status == 200
 
 
-def test_tenant_defaults_to_sub(api: ApiClient) -> None:
-    solo = api.as_caller({"sub": "solo-user"})
-    doc_id = uploaded(solo)["document"]["id"]
-    assert solo.get(f"/api/documents/{doc_id}").json["tenant_id"] == "solo-user"
-    assert_error(api.get(f"/api/documents/{doc_id}"), 404)
+def test_a_user_without_a_tenant_claim_works_in_a_personal_workspace(api: ApiClient) -> None:
+    doc_id = uploaded(api)["document"]["id"]  # tenant-a's
+    solo = api.as_caller({"sub": "tenant-a"})  # a sub equal to a tenant id
+    assert solo.get(f"/api/documents/{doc_id}").status == 404
+    assert solo.get("/api/documents").json["total"] == 0
+    mine = uploaded(solo)["document"]
+    assert mine["tenant_id"] == personal_namespace("tenant-a") != "tenant-a"
+    assert_error(api.get(f"/api/documents/{mine['id']}"), 404)
 
 
 def test_stage_prefix_is_stripped(api: ApiClient) -> None:
@@ -407,12 +450,12 @@ def test_local_server_handles_concurrent_requests(api: ApiClient, api_settings: 
 def test_local_server_event_shape() -> None:
     headers = {"Content-Type": "application/json", "X-Multi": "1"}
     event = local_server.build_event("POST", "/api/search?a=1&a=2&b=", headers, b'{"q": 1}',
-                                     source_ip="127.0.0.1", claims={"sub": "me", "tenant_id": "t"})
+                                     source_ip="127.0.0.1", claims={"sub": "me", "custom:tenant_id": "t"})
     assert event["rawPath"] == "/api/search" and event["rawQueryString"] == "a=1&a=2&b="
     assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
     assert event["headers"] == {"content-type": "application/json", "x-multi": "1"}
     assert event["isBase64Encoded"] is True and event["body"] == "eyJxIjogMX0="
     ctx = event["requestContext"]
     assert ctx["http"]["method"] == "POST" and ctx["http"]["sourceIp"] == "127.0.0.1"
-    assert ctx["authorizer"]["jwt"]["claims"] == {"sub": "me", "tenant_id": "t"}
+    assert ctx["authorizer"]["jwt"]["claims"] == {"sub": "me", "custom:tenant_id": "t"}
     assert ctx["stage"] == "$default"

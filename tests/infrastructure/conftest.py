@@ -1,5 +1,9 @@
 """Synthesize every tier once per session (bundling skipped: templates only), with cdk-nag on.
 
+Each tier is one top-level stack (``Querio``) of nested stacks; ``Synth.templates`` holds the
+top-level template as ``"Root"`` and each nested stack's under its short name (``Network``,
+``Stateful``, ``Compute``, ``Api``, ``Monitoring``, and ``Edge`` for enterprise).
+
 ``aws:cdk:bundling-stacks = []`` makes CDK skip pip and the model export; asset hashes are
 still computed from their inputs, so templates are the ones ``cdk synth`` produces.
 """
@@ -23,8 +27,8 @@ TIERS = ("small", "mid", "enterprise")
 class Synth:
     tier: str
     outdir: Path
-    stacks: dict[str, object]  # stack name -> aws_cdk.Stack
-    templates: dict[str, dict]  # short name (Network, Stateful, ...) -> template JSON
+    stacks: dict[str, object]  # top-level stack name -> its cloud-assembly artifact
+    templates: dict[str, dict]  # "Root" and the nested stacks' short names (Network, ...) -> template JSON
 
     def template(self, short: str):  # -> aws_cdk.assertions.Template
         from aws_cdk.assertions import Template
@@ -42,14 +46,15 @@ CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 def synth_tier(tier: str, outdir: Path, **context: object) -> Synth:
     """Synthesize ``tier`` as ``cdk synth`` would (cdk.json's feature flags included), minus bundling."""
     from app import create_app
+    from stacks.querio_app import QuerioStack
 
     flags = json.loads(CDK_JSON.read_text())["context"]
     app = create_app(context={**flags, "tier": tier, "aws:cdk:bundling-stacks": [], **context}, outdir=str(outdir))
     assembly = app.synth()  # raises when cdk-nag reports an unacknowledged finding
-    templates = {}
-    for stack in assembly.stacks:
-        short = stack.stack_name.split("Querio-", 1)[1]
-        templates[short] = stack.template
+    (root,) = [c for c in app.node.children if isinstance(c, QuerioStack)]
+    templates = {"Root": assembly.get_stack_by_name(root.stack_name).template}
+    for short, nested in root.nested_stacks.items():
+        templates[short] = json.loads((outdir / nested.template_file).read_text())
     return Synth(tier=tier, outdir=outdir, stacks={s.stack_name: s for s in assembly.stacks}, templates=templates)
 
 

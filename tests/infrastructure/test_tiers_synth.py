@@ -7,7 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from querio.tiers import LAMBDA_PYTHON_VERSION, TIERS, get_tier
+from querio.config import env_name
+from querio.tiers import LAMBDA_PYTHON_VERSION, LAMBDA_REQUEST_FILE_BYTES, TIERS, get_tier
 
 pytestmark = pytest.mark.infrastructure
 
@@ -73,7 +74,7 @@ def test_ingest_queue_has_an_encrypted_tls_only_dlq_with_the_tiers_max_receive_c
     main = queues[main_id]["Properties"]
     assert main["RedrivePolicy"]["maxReceiveCount"] == q.max_receive_count
     dlq_id = main["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-    assert main["VisibilityTimeout"] == q.visibility_timeout_s
+    assert main["VisibilityTimeout"] == get_tier(tier).queue_visibility_timeout_s
     assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == q.dlq_retention_days * 86400
     for props in (main, queues[dlq_id]["Properties"]):
         assert props["SqsManagedSseEnabled"] is True
@@ -160,17 +161,142 @@ def test_every_route_needs_the_cognito_jwt(synthesized, tier: str) -> None:
 
 
 @pytest.mark.parametrize("tier", ALL)
-def test_waf_only_in_enterprise(synthesized, tier: str) -> None:
+def test_waf_only_in_enterprise_made_in_us_east_1_by_a_custom_resource(synthesized, tier: str) -> None:
     s = synthesized[tier]
     if get_tier(tier).api.waf:
         edge = s.template("Edge")
-        edge.resource_count_is("AWS::WAFv2::WebACL", 1)
-        edge.has_resource_properties("AWS::WAFv2::WebACL", {"Scope": "CLOUDFRONT"})
+        # no AWS::WAFv2 resource: CloudFormation would put it in the stack's region, not us-east-1
+        assert not edge.find_resources("AWS::WAFv2::WebACL")
+        (acl_id,) = edge.find_resources("Custom::QuerioWebAcl")
+        (acl,) = edge.find_resources("Custom::QuerioWebAcl").values()
+        rules = json.loads(acl["Properties"]["Rules"])
+        assert [r["Name"] for r in rules] == ["RatePerIp", "AWSManagedRulesCommonRuleSet",
+                                              "AWSManagedRulesKnownBadInputsRuleSet",
+                                              "AWSManagedRulesAmazonIpReputationList"]
+        assert rules[0]["Statement"]["RateBasedStatement"]["Limit"] == get_tier(tier).api.waf_ip_limit_per_5_minutes
         edge.has_resource_properties("AWS::CloudFront::Distribution", {
-            "DistributionConfig": Match.object_like({"WebACLId": Match.any_value()})})
+            "DistributionConfig": Match.object_like({"WebACLId": {"Fn::GetAtt": [acl_id, "Arn"]}})})
+        from stacks.handlers.regional import WAF_REGION
+
+        assert WAF_REGION == "us-east-1"
     else:
         assert "Edge" not in s.templates
-        assert all("AWS::WAFv2" not in r["Type"] for t in s.templates.values() for r in t["Resources"].values())
+        assert all("WAF" not in r["Type"] and "WebAcl" not in r["Type"]
+                   for t in s.templates.values() for r in t["Resources"].values())
+
+
+def test_one_top_level_stack_per_tier_with_the_lifecycle_split_nested(synthesized) -> None:
+    for tier, s in synthesized.items():
+        assert list(s.stacks) == ["Querio"], tier  # what `cdk deploy --context tier=X` selects by itself
+        nested = {k for k, r in s.templates["Root"]["Resources"].items() if r["Type"] == "AWS::CloudFormation::Stack"}
+        expected = {"Network", "Stateful", "Compute", "Api", "Monitoring"}
+        expected |= {"Edge"} if tier == "enterprise" else set()
+        assert set(s.templates) - {"Root"} == expected
+        assert len(nested) == len(expected)
+        # nothing but nested stacks (and CDK's metadata) at the top: every resource has a lifecycle home
+        assert {r["Type"] for r in s.templates["Root"]["Resources"].values()} <= {
+            "AWS::CloudFormation::Stack", "AWS::CDK::Metadata"}
+        # data never sits in the stack a code change updates
+        compute = {r["Type"] for r in s.templates["Compute"]["Resources"].values()}
+        assert not compute & {"AWS::S3::Bucket", "AWS::RDS::DBInstance", "AWS::ElastiCache::ReplicationGroup",
+                              "AWS::Cognito::UserPool", "AWS::SecretsManager::Secret"}
+
+
+def test_a_code_only_change_updates_only_the_compute_nested_stack(synthesized, tmp_path, monkeypatch) -> None:
+    """Edit the query handler (its asset hash changes): only Compute's template, and the parent's
+    pointer to it, change; CloudFormation skips nested stacks whose template and parameters are equal."""
+    from stacks import bundling
+    from tests.infrastructure.conftest import synth_tier
+
+    real = bundling.hash_files
+
+    def edited(*parts):
+        digest = real(*parts)
+        return real(digest, "edited") if parts and parts[0] == bundling.FUNCTIONS / "query" else digest
+
+    monkeypatch.setattr(bundling, "hash_files", edited)
+    after = synth_tier("small", tmp_path)
+    before = synthesized["small"]
+    changed = sorted(k for k in before.templates if before.templates[k] != after.templates[k])
+    assert changed == ["Compute", "Root"]
+    root_changes = [k for k, r in before.templates["Root"]["Resources"].items()
+                    if r != after.templates["Root"]["Resources"][k]]
+    assert len(root_changes) == 1 and root_changes[0].startswith("Compute")
+    # ... and within the parent only the nested stack's template URL, not its parameters
+    b, a = (t["Root"]["Resources"][root_changes[0]]["Properties"] for t in (before.templates, after.templates))
+    assert b.get("Parameters") == a.get("Parameters") and b["TemplateURL"] != a["TemplateURL"]
+
+
+@pytest.mark.parametrize("tier", ALL)
+def test_pdf_downloads_go_through_cloudfront_signed_urls_at_mid_and_enterprise(synthesized, tier: str) -> None:
+    s = synthesized[tier]
+    stateful = s.templates["Stateful"]
+    query_env = next(r["Properties"]["Environment"]["Variables"]
+                     for r in resources(s.templates["Compute"], "AWS::Lambda::Function").values()
+                     if r["Properties"].get("Description", "").startswith("HTTP API"))
+    if not get_tier(tier).storage.cloudfront_downloads:
+        assert tier == "small"
+        assert query_env["QUERIO_DOWNLOAD_URLS"] == "s3"
+        assert not any(r["Type"].startswith("AWS::CloudFront") for t in s.templates.values()
+                       for r in t["Resources"].values())
+        return
+    t = s.template("Stateful")
+    # the bucket stays private: CloudFront reads it through origin access control (SigV4) ...
+    t.has_resource_properties("AWS::CloudFront::OriginAccessControl", {"OriginAccessControlConfig": Match.object_like(
+        {"OriginAccessControlOriginType": "s3", "SigningBehavior": "always", "SigningProtocol": "sigv4"})})
+    (dist_id, dist), = resources(stateful, "AWS::CloudFront::Distribution").items()
+    config = dist["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert "OriginAccessControlId" in origin and origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    (key_group_id,) = resources(stateful, "AWS::CloudFront::KeyGroup")
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["TrustedKeyGroups"] == [{"Ref": key_group_id}]  # only signed URLs are served
+    assert behavior["ViewerProtocolPolicy"] == "https-only"
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    # ... and the bucket policy lets only this distribution read (no public access)
+    pdf_policy = [p for p in resources(stateful, "AWS::S3::BucketPolicy").values()
+                  if any(st.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+                         for st in p["Properties"]["PolicyDocument"]["Statement"])]
+    (policy,) = pdf_policy
+    (grant,) = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Allow"]
+    assert grant["Action"] == "s3:GetObject"
+    assert dist_id in json.dumps(grant["Condition"]["StringEquals"]["AWS:SourceArn"])
+    # the public key comes from the deploy-time key pair; the private key only ever reaches the secret
+    (key,) = resources(stateful, "AWS::CloudFront::PublicKey").values()
+    (pair_id, pair), = resources(stateful, "Custom::QuerioSigningKeyPair").items()
+    assert key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Fn::GetAtt": [pair_id, "PublicKey"]}
+    (secret_id,) = [k for k in resources(stateful, "AWS::SecretsManager::Secret") if k.startswith("PdfDelivery")]
+    assert pair["Properties"]["SecretArn"] == {"Ref": secret_id}
+    assert "PRIVATE KEY" not in json.dumps(s.templates)
+    # the query function signs: settings by name, the secret's ARN (never the key) in its environment
+    assert query_env["QUERIO_DOWNLOAD_URLS"] == "cloudfront"
+    assert {"QUERIO_CLOUDFRONT_DOMAIN", "QUERIO_CLOUDFRONT_KEY_PAIR_ID",
+            "QUERIO_CLOUDFRONT_PRIVATE_KEY_SECRET_ARN"} <= set(query_env)
+
+
+@pytest.mark.parametrize("tier", ALL)
+def test_enterprise_replicates_the_pdf_bucket_to_a_versioned_encrypted_replica(synthesized, tier: str) -> None:
+    stateful = synthesized[tier].templates["Stateful"]
+    (pdfs,) = [b for b in resources(stateful, "AWS::S3::Bucket").values() if "pdfs" in json.dumps(
+        b["Properties"].get("BucketName", ""))]
+    replicas = resources(stateful, "Custom::QuerioReplicaBucket")
+    if not get_tier(tier).storage.replicate:
+        assert "ReplicationConfiguration" not in pdfs["Properties"] and not replicas
+        return
+    (replica_id, replica), = replicas.items()
+    (rule,) = pdfs["Properties"]["ReplicationConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": "tenants/"}
+    assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    assert rule["Destination"]["Bucket"] == {"Fn::GetAtt": [replica_id, "Arn"]}
+    assert pdfs["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}  # replication needs it
+    # the replica's region: the deploy region's documented default, from a mapping
+    from stacks.replication import REPLICA_REGIONS
+
+    mapping_id, *lookup = replica["Properties"]["Region"]["Fn::FindInMap"]
+    assert lookup == [{"Ref": "AWS::Region"}, "replica"]
+    mapping = stateful["Mappings"][mapping_id]
+    assert {k: v["replica"] for k, v in mapping.items()} == REPLICA_REGIONS
+    assert all(primary != replica_region for primary, replica_region in REPLICA_REGIONS.items())
 
 
 @pytest.mark.parametrize("tier", ALL)
@@ -240,3 +366,19 @@ def test_synth_is_deterministic(synthesized, tmp_path) -> None:
 
     again = synth_tier("small", tmp_path)
     assert again.templates == synthesized["small"].templates
+
+
+@pytest.mark.parametrize("tier", ALL)
+def test_the_query_function_gets_the_tenant_claim_and_lambdas_request_file_limit(synthesized, tier: str) -> None:
+    # issue 11: uploads over Lambda's 6 MB invoke payload (base64 bodies) are a 413 from the
+    # router, not an opaque Lambda error; the claim name is the user pool's attribute.
+    fns = [p["Properties"] for tpl in synthesized[tier].templates.values()
+           for p in resources(tpl, "AWS::Lambda::Function").values()]
+    by_desc = {p.get("Description", ""): p for p in fns}
+    (query,) = [p for d, p in by_desc.items() if d.startswith("HTTP API")]
+    env = query["Environment"]["Variables"]
+    assert env[env_name("max_request_file_bytes")] == str(LAMBDA_REQUEST_FILE_BYTES)
+    assert env[env_name("tenant_claim")] == "custom:tenant_id"
+    assert 4_000_000 < LAMBDA_REQUEST_FILE_BYTES < 6 * 1024 * 1024 * 3 // 4
+    (ingest,) = [p for d, p in by_desc.items() if d.startswith("S3 notifications")]
+    assert env_name("max_request_file_bytes") not in ingest["Environment"]["Variables"]

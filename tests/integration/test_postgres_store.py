@@ -19,7 +19,7 @@ import pytest
 from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.adapters.postgres.vectors import PgVectorStore
 from querio.errors import Conflict, NotFound, TransientError, ValidationFailed
-from querio.models import ChatRole, DocumentStatus, SearchFilters
+from querio.models import ChatRole, DocumentStatus, S3Binding, SearchFilters
 from tests.fixtures.postgres import drafts, ingest, new_document, unit_vectors
 
 pytestmark = pytest.mark.integration
@@ -559,3 +559,46 @@ def test_embedded_server_keeps_data_across_restarts(tmp_path: Path) -> None:
     (pg_dir / ".handle_pids.json").write_text("[999999999]")
     assert run(_READ, doc_id) == "kept.pdf 1"
     assert not (pg_dir / "postmaster.pid").exists()  # stopped again: the dead handle was dropped
+
+
+# --- S3 keys: one live document per key, events ordered by sequencer (issue 11) --------------------
+
+
+def test_s3_events_are_ordered_by_padded_sequencer(pg_store: PostgresDocumentStore) -> None:
+    record = lambda seq: pg_store.record_s3_event("tenant-a", "bkt", "tenants/tenant-a/uploads/k.pdf",  # noqa: E731
+                                                  sequencer=seq, event_name="ObjectCreated:Put", etag=None,
+                                                  version_id=None)
+    assert record("00FF")
+    assert not record("F0")  # 00F0 < 00FF once padded, though "F0" > "00FF" as plain text
+    assert record("00ff")  # the same event again (a redelivery) is applied again
+    assert record("100")
+    assert not record("0FF")
+    # keys and tenants are separate
+    assert pg_store.record_s3_event("tenant-b", "bkt", "tenants/tenant-a/uploads/k.pdf", sequencer="1",
+                                    event_name="ObjectRemoved:Delete", etag=None, version_id=None)
+
+
+def test_an_older_version_finishing_last_retires_itself(pg_store: PostgresDocumentStore) -> None:
+    key = "tenants/tenant-a/uploads/k.pdf"
+
+    def claim(seq: str) -> uuid.UUID:
+        base = new_document()
+        doc, created = pg_store.claim_document(base.model_copy(update={
+            "storage_path": key, "s3": S3Binding(bucket="bkt", key=key, sequencer=seq, etag=seq)}))
+        assert created and pg_store.try_start_processing("tenant-a", doc.id, stale_after_s=60)
+        return doc.id
+
+    older, newer = claim("0A"), claim("B")  # both versions ingested at once
+    done = pg_store.complete_document("tenant-a", newer, chunks=drafts(["newer wording"]), embeddings=unit_vectors(1),
+                                      info={})
+    assert done.deleted_at is None
+    late = pg_store.complete_document("tenant-a", older, chunks=drafts(["stale marmalade"]), embeddings=unit_vectors(1),
+                                      info={})
+    assert late.deleted_at is not None  # the stale version never wins
+    assert pg_store.find_by_s3_key("tenant-a", "bkt", key).id == newer  # type: ignore[union-attr]
+    assert [d.id for d in pg_store.retired_by_key("tenant-a", "bkt", key)] == [older]
+    assert pg_store.fulltext_search("tenant-a", "marmalade", 5, SearchFilters()) == []
+    # a third version replaces the current one in the transaction that completes it
+    third = claim("0C")
+    pg_store.complete_document("tenant-a", third, chunks=drafts(["third text"]), embeddings=unit_vectors(1), info={})
+    assert [d.id for d in pg_store.list_documents("tenant-a")[0]] == [third]

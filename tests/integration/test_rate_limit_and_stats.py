@@ -139,14 +139,14 @@ def client_for(tmp_path: Path, pg_dsn: str) -> Iterator[object]:
 def test_rate_limit_is_429_with_retry_after(client_for, cache: RedisCache | MemoryCache) -> None:
     api = client_for(cache, rate_limit_per_minute=3)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
-    me = api.as_caller({"sub": "user-1", "tenant_id": tenant})
+    me = api.as_caller({"sub": "user-1", "custom:tenant_id": tenant})
     assert [me.get("/api/documents").status for _ in range(3)] == [200, 200, 200]
     reply = me.get("/api/documents")
     assert reply.status == 429 and reply.error_code == "rate_limited"
     assert 1 <= int(reply.headers["retry-after"]) <= 60
     assert reply.json["error"]["details"]["retry_after_s"] == int(reply.headers["retry-after"])
     # another user of the same tenant, and the public health check, are not affected
-    assert api.as_caller({"sub": "user-2", "tenant_id": tenant}).get("/api/documents").status == 200
+    assert api.as_caller({"sub": "user-2", "custom:tenant_id": tenant}).get("/api/documents").status == 200
     assert api.get("/api/health", claims=None).status == 200
     # no identity is still 401, never 429
     assert api.get("/api/documents", claims=None).status == 401
@@ -159,9 +159,9 @@ def test_rate_limit_zero_is_off(client_for, cache: RedisCache | MemoryCache) -> 
 
 def test_popular_queries_and_daily_users_per_tenant(client_for, cache: RedisCache | MemoryCache) -> None:
     api = client_for(cache)
-    a1 = api.as_caller({"sub": "alice", "tenant_id": "tenant-a"})
-    a2 = api.as_caller({"sub": "anna", "tenant_id": "tenant-a"})
-    b1 = api.as_caller({"sub": "bob", "tenant_id": "tenant-b"})
+    a1 = api.as_caller({"sub": "alice", "custom:tenant_id": "tenant-a"})
+    a2 = api.as_caller({"sub": "anna", "custom:tenant_id": "tenant-a"})
+    b1 = api.as_caller({"sub": "bob", "custom:tenant_id": "tenant-b"})
     for caller, text in [(a1, "Foo  BAR"), (a1, "foo bar"), (a2, "foo bar"), (a1, "baz"), (b1, "secret of b")]:
         reply = caller.post("/api/search", {"query": text, "mode": "text"})
         assert reply.status == 200, reply.json

@@ -121,8 +121,10 @@ def test_the_service_reports_the_mode_that_happened(stubbed: tuple[Any, Stubber]
     stub.add_response("converse", reply("Use set terminal [1]."))
     generated = service._answer("t", "How?", hits, ())
     assert generated.mode == "generative" and generated.model == MODEL
-    assert [c.chunk_id for c in generated.citations] == [h.chunk_id for h in hits]
+    # only what the answer cites is a source ("[1]": the first passage)
+    assert [c.chunk_id for c in generated.citations] == [hits[0].chunk_id]
+    assert [s.chunk_id for s in generated.sources] == [hits[0].chunk_id]
     stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
     fallback = service._answer("t", "How?", hits, ())
     assert fallback.mode == "extractive" and fallback.model is None and fallback.answer == "extractive answer [1]"
-    assert len(fallback.citations) == 2
+    assert len(fallback.citations) == 1

@@ -13,8 +13,10 @@ from querio.ingest.events import (
     IngestPart,
     MalformedMessage,
     RemoveObject,
+    S3Version,
     parse_body,
     parse_upload_key,
+    sequencer_key,
 )
 from querio.ingest.parts import plan_parts
 from querio.ingest.pdf import count_pages, parse_pdf
@@ -23,11 +25,23 @@ from tests.fixtures.pdfs import make_text_pdf
 
 
 def test_created_and_removed() -> None:
-    [item] = parse_body(s3_notification("b", "tenants/acme/uploads/My File (1).pdf", size=10))
+    [item] = parse_body(s3_notification("b", "tenants/acme/uploads/My File (1).pdf", size=10, etag="abc123",
+                                        sequencer="0055aed6dcd90281e5", version_id="v1"))
     assert item == IngestObject(tenant_id="acme", bucket="b", key="tenants/acme/uploads/My File (1).pdf", size=10,
-                                event_time=item.event_time)
-    [item] = parse_body(s3_notification("b", "tenants/acme/uploads/x.PDF", event="ObjectRemoved:Delete"))
-    assert item == RemoveObject(tenant_id="acme", bucket="b", key="tenants/acme/uploads/x.PDF")
+                                event_time=item.event_time,
+                                version=S3Version(event_name="ObjectCreated:Put", sequencer="0055AED6DCD90281E5",
+                                                  etag="abc123", version_id="v1"))
+    [item] = parse_body(s3_notification("b", "tenants/acme/uploads/x.PDF", event="ObjectRemoved:Delete",
+                                        sequencer="not hex!"))
+    assert item == RemoveObject(tenant_id="acme", bucket="b", key="tenants/acme/uploads/x.PDF",
+                                version=S3Version(event_name="ObjectRemoved:Delete"))
+
+
+def test_sequencers_compare_after_left_padding() -> None:
+    # AWS: compare sequencers of one key as hex strings after left-padding the shorter with zeros
+    assert sequencer_key("FF") > sequencer_key("0F0")
+    assert sequencer_key("00FF") == sequencer_key("ff")
+    assert sequencer_key("100") > sequencer_key("FF") > sequencer_key(None)
 
 
 @pytest.mark.parametrize("key", [

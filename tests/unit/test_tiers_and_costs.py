@@ -54,8 +54,6 @@ def test_seed_advice_is_encoded() -> None:
     assert all(t.archive.archive_after_days == 365 for t in (small, mid, ent))
     assert [t.api.waf for t in (small, mid, ent)] == [False, False, True]
     assert small.nat_gateways == 0
-    # AWS rule: SQS visibility timeout >= 6x the consuming function's timeout
-    assert all(t.queue.visibility_timeout_s >= 6 * t.ingest_function.timeout_s for t in (small, mid, ent))
     assert all(t.query_function.timeout_s < 30 for t in (small, mid, ent))
 
 
@@ -90,3 +88,19 @@ def test_cost_command_prints_the_seed_layout_and_json(capsys: pytest.CaptureFixt
 def test_cost_command_rejects_an_unknown_tier_with_usage_exit(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "--tier", "galactic"]) == 2
     assert "valid tiers: small, mid, enterprise" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_queue_visibility_timeout_is_derived_from_the_ingest_timeout(name: str) -> None:
+    # AWS (Lambda with SQS): visibility >= 6x the function timeout + the batching window. It is
+    # derived, never a second literal, so a longer ingest timeout cannot leave the queue behind.
+    tier = get_tier(name)
+    assert tier.queue_visibility_timeout_s == 6 * tier.ingest_function.timeout_s + tier.queue.max_batching_window_s
+    longer = dataclasses.replace(
+        tier, ingest_function=dataclasses.replace(tier.ingest_function, timeout_s=1200),
+        queue=dataclasses.replace(tier.queue, max_batching_window_s=20))
+    assert longer.queue_visibility_timeout_s == 6 * 1200 + 20
+    assert not any("visibility" in path for path in tier.field_paths())  # no separate literal to drift
+    too_long = dataclasses.replace(tier, ingest_function=dataclasses.replace(tier.ingest_function, timeout_s=7300))
+    with pytest.raises(ValueError, match="at most 43200"):
+        _ = too_long.queue_visibility_timeout_s

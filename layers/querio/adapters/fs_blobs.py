@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from querio.errors import Conflict, NotFound, TransientError, ValidationFailed
-from querio.ports import StoredBlob
+from querio.ports import BlobInfo, StoredBlob
 
 
 class FilesystemBlobStore:
@@ -70,6 +70,16 @@ class FilesystemBlobStore:
             raise TransientError(f"blob {key} failed its sha256 integrity check")
         return data
 
+    def read(self, key: str, *, if_match: str | None = None) -> tuple[bytes, BlobInfo]:
+        """``get`` and ``head``; a filesystem has no ETags, so ``if_match`` is not checked."""
+        return self.get(key), self.head(key)
+
+    def head(self, key: str) -> BlobInfo:
+        path = self._path(key)
+        sidecar = path.with_name(path.name + ".sha256")
+        meta = {"sha256": sidecar.read_text().strip()} if sidecar.is_file() else {}
+        return BlobInfo(etag=None, metadata=meta, storage_class=self.storage_class(key))
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         for p in (path, path.with_name(path.name + ".sha256"), path.with_name(path.name + ".class")):
@@ -90,7 +100,7 @@ class FilesystemBlobStore:
         # local bytes are never really offline: an archived blob reads as restored
         return None if self.storage_class(key) == "STANDARD" else "available"
 
-    def archive(self, key: str, storage_class: str = "GLACIER") -> str:
+    def archive(self, key: str, storage_class: str = "GLACIER", *, sha256: str | None = None) -> str:
         path = self._path(key)
         if not path.is_file():
             raise NotFound(f"blob {key} does not exist")
@@ -101,7 +111,7 @@ class FilesystemBlobStore:
         return "not_archived" if self.storage_class(key) == "STANDARD" else "available"
 
     def presign_put(self, key: str, *, expires_s: int, content_type: str = "application/pdf",
-                    content_length: int | None = None) -> dict[str, Any]:
+                    content_length: int | None = None, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         raise Conflict("presigned upload URLs need the S3 blob store (QUERIO_BLOB_BACKEND=s3)")
 
     def presign_get(self, key: str, *, expires_s: int, filename: str | None = None) -> str:

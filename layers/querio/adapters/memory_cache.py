@@ -29,6 +29,9 @@ class MemoryCache:
         self._next_sweep = 0.0
         self.errors = 0  # never fails; kept for parity with RedisCache
 
+    def healthy(self) -> bool:
+        return True  # in-process: up whenever the process is
+
     def get(self, key: str) -> bytes | None:
         with self._lock:
             item = self._data.get(key)

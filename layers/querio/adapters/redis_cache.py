@@ -93,6 +93,18 @@ class RedisCache:
             self._warned_at = now
             log.warning("redis %s failed, serving without cache: %s", op, exc)
 
+    def healthy(self) -> bool:
+        """PING within ``timeout_s``, even during a cooldown (health must see a recovery at once);
+        a stalled server (no reply) or a refused connection is unhealthy."""
+        try:
+            ok = bool(self._client.ping())
+        except _ERRORS as exc:
+            self._failed("ping", exc)
+            return False
+        if ok:
+            self._down_until = 0.0  # answering again: stop skipping calls
+        return ok
+
     # --- key-value --------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:

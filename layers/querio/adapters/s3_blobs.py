@@ -24,8 +24,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from querio.errors import ConfigurationError, Conflict, NotFound, QuerioError, TransientError, ValidationFailed
-from querio.ports import StoredBlob
+from querio.errors import (
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    QuerioError,
+    StaleObject,
+    TransientError,
+    ValidationFailed,
+)
+from querio.ports import BlobInfo, StoredBlob
 
 ARCHIVE_STORAGE_CLASS = "GLACIER"
 MAX_KEY_BYTES = 1024  # S3's limit
@@ -51,6 +59,8 @@ def classify_error(exc: BaseException, what: str) -> QuerioError | None:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code in _NOT_FOUND:
             return NotFound(f"{what}: not found")
+        if code in ("PreconditionFailed", "412"):
+            return StaleObject(f"{what}: the object changed since the event that named it")
         if code == "InvalidObjectState":
             return Conflict(f"{what}: the object is archived and not restored", details={"s3_error": code})
         if code in _TRANSIENT or status >= 500 or status == 429:
@@ -86,6 +96,14 @@ def _ascii_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
         if name:
             out[name[:128]] = value[:1024]
     return out
+
+
+def _info(resp: dict[str, Any]) -> BlobInfo:
+    """A HeadObject/GetObject response as a :class:`BlobInfo`."""
+    etag = resp.get("ETag")
+    return BlobInfo(etag=str(etag).strip('"') if etag else None, metadata=dict(resp.get("Metadata") or {}),
+                    storage_class=str(resp.get("StorageClass") or "STANDARD"),
+                    version_id=resp.get("VersionId") if resp.get("VersionId") not in (None, "null") else None)
 
 
 def content_disposition(filename: str) -> str:
@@ -140,9 +158,14 @@ class S3BlobStore:
         return StoredBlob(key=key, size=len(data), sha256=hexdigest)
 
     def get(self, key: str) -> bytes:
+        return self.read(key)[0]
+
+    def read(self, key: str, *, if_match: str | None = None) -> tuple[bytes, BlobInfo]:
         validate_key(key)
         client = self._client()
-        resp = self._call(f"s3 get {key}", client.get_object, Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        extra = {"IfMatch": f'"{if_match.strip(chr(34))}"'} if if_match else {}
+        resp = self._call(f"s3 get {key}", client.get_object, Bucket=self.bucket, Key=key, ChecksumMode="ENABLED",
+                          **extra)
         try:
             data: bytes = resp["Body"].read()
         except Exception as exc:  # the stream broke mid-read
@@ -153,7 +176,10 @@ class S3BlobStore:
         expected = (resp.get("Metadata") or {}).get("sha256")
         if expected and expected != hashlib.sha256(data).hexdigest():
             raise TransientError(f"blob {key} failed its sha256 integrity check")
-        return data
+        return data, _info(resp)
+
+    def head(self, key: str) -> BlobInfo:
+        return _info(self._head(key))
 
     def delete(self, key: str) -> None:
         validate_key(key)
@@ -169,12 +195,16 @@ class S3BlobStore:
 
     # presigned URLs -----------------------------------------------------------------------------
     def presign_put(self, key: str, *, expires_s: int, content_type: str = "application/pdf",
-                    content_length: int | None = None) -> dict[str, Any]:
+                    content_length: int | None = None, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """A presigned PUT: returns ``{"url", "headers"}``; the client must send exactly these
-        headers. With ``content_length`` the length is signed too, so a bigger body is refused."""
+        headers. With ``content_length`` the length is signed too, so a bigger body is refused;
+        ``metadata`` (printable ASCII) is signed as ``x-amz-meta-*`` headers, so it is required."""
         validate_key(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type} | self._sse()
         headers = {"Content-Type": content_type, "x-amz-server-side-encryption": params["ServerSideEncryption"]}
+        if meta := _ascii_metadata(metadata):
+            params["Metadata"] = meta
+            headers |= {f"x-amz-meta-{k}": v for k, v in meta.items()}
         if "SSEKMSKeyId" in params:
             headers["x-amz-server-side-encryption-aws-kms-key-id"] = params["SSEKMSKeyId"]
         if content_length is not None:
@@ -204,15 +234,22 @@ class S3BlobStore:
             return None
         return "ongoing" if 'ongoing-request="true"' in restore else "available"
 
-    def archive(self, key: str, storage_class: str = ARCHIVE_STORAGE_CLASS) -> str:
+    def archive(self, key: str, storage_class: str = ARCHIVE_STORAGE_CLASS, *, sha256: str | None = None) -> str:
         """Move the object to ``storage_class`` by an in-place copy that keeps content type,
-        user metadata and encryption. Idempotent: an object already there is left alone."""
+        user metadata and encryption, adding ``sha256`` to the metadata when given (the copy
+        emits ``ObjectCreated:Copy``; the ingest recognises the bytes by it with a HEAD).
+        Idempotent: an object already there is left alone."""
         head = self._head(key)
         if (head.get("StorageClass") or "STANDARD") == storage_class:
             return storage_class
+        metadata = dict(head.get("Metadata") or {})
+        directive: dict[str, Any] = {"MetadataDirective": "COPY"}
+        if sha256 and metadata.get("sha256") != sha256:
+            directive = {"MetadataDirective": "REPLACE", "Metadata": metadata | {"sha256": sha256},
+                         "ContentType": head.get("ContentType") or "application/pdf"}
         self._call(f"s3 archive {key}", self._client().copy_object, Bucket=self.bucket, Key=key,
                    CopySource={"Bucket": self.bucket, "Key": key}, StorageClass=storage_class,
-                   MetadataDirective="COPY", ChecksumAlgorithm="SHA256", **self._sse())
+                   ChecksumAlgorithm="SHA256", **directive, **self._sse())
         return storage_class
 
     def restore(self, key: str, days: int = 7, tier: str = "Standard") -> str:

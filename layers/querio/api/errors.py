@@ -11,6 +11,7 @@ Statuses are chosen by exception *class* (the first match along the MRO), never 
 exception                              status  body
 =====================================  ======  =============================================
 ``Unauthorized``                       401     the message (what is missing from the token)
+``Forbidden``                          403     the message (the token's tenant claim is unusable)
 ``NotFound``                           404     the message (other tenants' ids look absent)
 ``Conflict``                           409     the message
 ``PayloadTooLarge``                    413     the message
@@ -23,6 +24,7 @@ any other exception                    500     generic message; the traceback is
 Powertools ``RequestValidationError``  422     ``details`` = [{loc, type, msg}], no input echo
 Powertools unsupported content type    415
 Powertools route not found             404     code ``route_not_found``
+``MethodNotAllowed`` (known path)      405     + ``Allow: <methods>`` header
 =====================================  ======  =============================================
 
 5xx bodies never carry exception text (it may name hosts, paths or SQL); the log line has
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 #: Domain error class → HTTP status. Subclasses inherit their parent's status.
 STATUS_BY_ERROR: dict[type[errors.QuerioError], int] = {
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
@@ -86,6 +89,20 @@ class IngestRejected(errors.PermanentIngestError):
                          details={"outcome": outcome.model_dump(mode="json")})
         self.code = outcome.error_code or errors.PermanentIngestError.code
         self.outcome = outcome
+
+
+class MethodNotAllowed(errors.QuerioError):
+    """A known path asked with a method it does not serve (answered with ``Allow``)."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed here; use {', '.join(allowed)}",
+                         details={"allowed": list(allowed)})
+        self.allowed = list(allowed)
+
+
+STATUS_BY_ERROR[MethodNotAllowed] = 405
 
 
 def status_for(exc: BaseException) -> int:
@@ -126,6 +143,8 @@ def describe(exc: BaseException, request_id: str | None = None) -> tuple[int, di
     if isinstance(exc, errors.QuerioError) and status < 500:
         if isinstance(exc, errors.RateLimited):
             headers["Retry-After"] = str(max(int(exc.retry_after_s), 0))
+        if isinstance(exc, MethodNotAllowed):
+            headers["Allow"] = ", ".join(exc.allowed)
         return status, error_payload(exc.code, exc.message, details=exc.details or None,
                                      request_id=request_id), headers
 

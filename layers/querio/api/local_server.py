@@ -273,7 +273,7 @@ def warm(service: QuerioService) -> None:
 def make_server(host: str, port: int, *, settings: Settings, tenant: str | None = None,
                 user: str = LOCAL_USER) -> QuerioHTTPServer:
     """A bound (not yet serving) server; ``port=0`` picks a free port (see ``server_address``)."""
-    claims = {"sub": user, "tenant_id": tenant or settings.local_tenant}
+    claims = {"sub": user, settings.tenant_claim: tenant or settings.local_tenant}
     return QuerioHTTPServer((host, port), max_body=router.max_body_bytes(settings), claims=claims)
 
 

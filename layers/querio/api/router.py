@@ -11,11 +11,17 @@ Service injection
     local server substitute their own with :func:`set_service_factory` (``None`` restores the
     default). Routes receive it through Powertools ``Depends`` (``ServiceDep``).
 
+Methods
+    A known path asked with a method it does not serve is 405 with ``Allow`` (not 404);
+    ``HEAD`` is answered by the path's ``GET`` route without a body. Both are decided before
+    identity: they reveal nothing but the route table.
+
 Identity
     Before dispatch, :meth:`QuerioResolver.resolve` authenticates every path except
-    :data:`PUBLIC_PATHS` from the JWT authorizer claims (:mod:`querio.api.identity`), so a
-    request without identity gets 401 before its body is even parsed. Routes receive the
-    :class:`~querio.models.Principal` through ``PrincipalDep``.
+    :data:`PUBLIC_PATHS` from the JWT authorizer claims (:mod:`querio.api.identity`, with the
+    ``QUERIO_TENANT_CLAIM`` and ``QUERIO_PERSONAL_WORKSPACES`` settings), so a request without
+    identity gets 401 (an unusable tenant claim 403) before its body is even parsed. Routes
+    receive the :class:`~querio.models.Principal` through ``PrincipalDep``.
 
 Rate limits (→ 429 with ``Retry-After``)
     Every authenticated request counts against its user's per-minute budget
@@ -23,9 +29,13 @@ Rate limits (→ 429 with ``Retry-After``)
     before the body is read; see ``QuerioService.admit``. A cache that is down admits.
 
 Body limits (checked before parsing, → 413)
-    multipart uploads: ``settings.max_file_bytes`` + :data:`MULTIPART_OVERHEAD`, and the file
-    part itself ≤ ``settings.max_file_bytes``; any other body: :data:`MAX_JSON_BODY`.
-    API Gateway caps payloads at 10 MB before the function runs.
+    multipart uploads: ``settings.request_file_limit`` + :data:`MULTIPART_OVERHEAD`, and the
+    file part itself ≤ ``settings.request_file_limit``; any other body: :data:`MAX_JSON_BODY`.
+    ``request_file_limit`` is ``QUERIO_MAX_REQUEST_FILE_BYTES`` when set (the CDK app sets the
+    query function's from Lambda's 6 MB invoke payload, see
+    :data:`querio.tiers.LAMBDA_REQUEST_FILE_BYTES`), else ``QUERIO_MAX_FILE_BYTES``; when it is
+    the smaller, the 413 points to ``POST /api/documents/upload-url``, which takes files up to
+    ``QUERIO_MAX_FILE_BYTES`` straight to S3.
 
 Upload and reprocess statuses
     ``ingested`` → 201 (reprocess: 200), ``duplicate`` / ``in_progress`` → 200, all with body
@@ -56,7 +66,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from querio import __version__
-from querio.api.errors import IngestRejected, register_error_handlers, to_response
+from querio.api.errors import IngestRejected, MethodNotAllowed, register_error_handlers, to_response
 from querio.api.identity import principal_from_event
 from querio.config import Settings
 from querio.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
@@ -80,13 +90,16 @@ from querio.models import (
 )
 from querio.observability import MetricUnit, emit
 from querio.service import QuerioService
+from querio.tiers import MULTIPART_FRAMING_BYTES
 
 log = logging.getLogger(__name__)
 
 #: Paths answered without identity (liveness probes and API documentation).
 PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 #: Room for multipart framing (boundaries, part headers, the ``tags`` field) around the file.
-MULTIPART_OVERHEAD = 64 * 1024
+MULTIPART_OVERHEAD = MULTIPART_FRAMING_BYTES
+#: Where a file too large for the request body goes instead.
+UPLOAD_URL_ROUTE = "POST /api/documents/upload-url"
 #: Largest non-multipart body (queries are ≤ 2000 characters; filters ≤ 100 ids).
 MAX_JSON_BODY = 1024 * 1024
 #: HTTP status of a successful upload / reprocess, by outcome.
@@ -121,7 +134,18 @@ def current_service() -> QuerioService:
 
 def max_body_bytes(settings: Settings) -> int:
     """Largest request body any route accepts (a multipart upload of the largest file)."""
-    return settings.max_file_bytes + MULTIPART_OVERHEAD
+    return settings.request_file_limit + MULTIPART_OVERHEAD
+
+
+def file_too_large(size: int, limit: int, settings: Settings, what: str = "the file") -> PayloadTooLarge:
+    """413 for an upload request over ``limit``; names the upload-url route when it takes more."""
+    message = f"{what} is about {size:,} bytes; this request takes at most {limit:,}"
+    details: dict[str, object] = {"limit_bytes": limit}
+    if settings.request_file_limit < settings.max_file_bytes:
+        message += (f"; upload files up to {settings.max_file_bytes:,} bytes with {UPLOAD_URL_ROUTE}"
+                    " (a presigned S3 upload)")
+        details["use"] = UPLOAD_URL_ROUTE
+    return PayloadTooLarge(message, details=details)
 
 
 # --- the resolver ----------------------------------------------------------------------------
@@ -135,8 +159,17 @@ class QuerioResolver(APIGatewayHttpResolver):
     """
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
+        head = False
         try:
-            principal = self._guard(event)
+            proxy = APIGatewayProxyEventV2(dict(event))
+            path = self._remove_prefix(proxy.path)
+            method = proxy.http_method.upper()
+            allowed = self.allowed_methods(path)
+            if method == "HEAD" and "GET" in allowed:
+                event, head = _as_get(event), True  # HEAD is GET without the body (RFC 9110 9.3.2)
+            elif allowed and method not in allowed:
+                raise MethodNotAllowed(method, allowed)
+            principal = self._guard(event, path)
         except Exception as exc:
             rid = (event.get("requestContext") or {}).get("requestId")
             builder: ResponseBuilder[Any] = ResponseBuilder(to_response(exc, str(rid) if rid else None),
@@ -144,16 +177,38 @@ class QuerioResolver(APIGatewayHttpResolver):
             return builder.build(APIGatewayProxyEventV2(dict(event)))
         if principal is not None:
             self.append_context(**{_PRINCIPAL_KEY: principal})
-        return super().resolve(event, context)
+        result = super().resolve(event, context)
+        if head:
+            result = {**result, "body": "", "isBase64Encoded": False}
+        return result
 
-    def _guard(self, event: Mapping[str, Any]) -> Principal | None:
-        proxy = APIGatewayProxyEventV2(dict(event))
-        path = self._remove_prefix(proxy.path)
-        principal = None if path in PUBLIC_PATHS else principal_from_event(event)
-        if principal is not None:
+    def routes(self) -> list[tuple[str, str]]:
+        """Every registered ``(method, path template)``, e.g. ``("GET", "/api/documents/<document_id>")``."""
+        return [(r.method, r.path) for r in self._static_routes + self._dynamic_routes]
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods registered for ``path`` (empty for an unknown path)."""
+        found = {r.method for r in self._static_routes + self._dynamic_routes if r.rule.match(path)}
+        if "GET" in found:
+            found.add("HEAD")
+        return sorted(found)
+
+    def _guard(self, event: Mapping[str, Any], path: str) -> Principal | None:
+        principal = None
+        if path not in PUBLIC_PATHS:
+            settings = current_service().settings
+            principal = principal_from_event(event, tenant_claim=settings.tenant_claim,
+                                             personal_workspaces=settings.personal_workspaces)
             current_service().admit(principal)  # rate limit (429) and daily active users
-        _check_body(proxy)
+        _check_body(APIGatewayProxyEventV2(dict(event)))
         return principal
+
+
+def _as_get(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a v2 event with the method set to GET."""
+    context = dict(event.get("requestContext") or {})
+    context["http"] = {**(context.get("http") or {}), "method": "GET"}
+    return {**event, "requestContext": context}
 
 
 def _check_body(event: APIGatewayProxyEventV2) -> None:
@@ -164,10 +219,13 @@ def _check_body(event: APIGatewayProxyEventV2) -> None:
     content_type = (event.headers.get("content-type") or "").strip().lower()
     multipart = content_type.startswith("multipart/form-data")
     size = len(body) * 3 // 4 if event.is_base64_encoded else len(body.encode())
-    limit = max_body_bytes(current_service().settings) if multipart else MAX_JSON_BODY
-    if size > limit:
-        raise PayloadTooLarge(f"the request body is about {size:,} bytes; the limit is {limit:,}",
-                              details={"limit_bytes": limit})
+    if multipart:
+        settings = current_service().settings
+        if size > max_body_bytes(settings):
+            raise file_too_large(size, max_body_bytes(settings), settings, "the request body")
+    elif size > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"the request body is about {size:,} bytes; the limit is {MAX_JSON_BODY:,}",
+                              details={"limit_bytes": MAX_JSON_BODY})
     if multipart:
         if "boundary=" not in content_type:
             raise ValidationFailed("multipart/form-data needs a boundary parameter")
@@ -198,7 +256,9 @@ def _service() -> QuerioService:
 def _principal() -> Principal:
     principal = app.context.get(_PRINCIPAL_KEY)
     if principal is None:  # routes added without the guard (never for the routes below)
-        principal = principal_from_event(app.current_event.raw_event)
+        settings = current_service().settings
+        principal = principal_from_event(app.current_event.raw_event, tenant_claim=settings.tenant_claim,
+                                         personal_workspaces=settings.personal_workspaces)
     if not isinstance(principal, Principal):
         raise Unauthorized("no verified identity")
     return principal
@@ -249,12 +309,13 @@ def _outcome_response(outcome: IngestOutcome, statuses: Mapping[str, int]) -> Re
 
 
 @app.get("/api/health", tags=["meta"], summary="Liveness and dependency status (no identity needed)",
-         responses=_responses(200, "all dependencies answer",
-                              _503={"description": "a dependency is down (same body, status 'degraded')"}))
+         responses=_responses(200, "the service answers (status 'degraded' while the cache does not)",
+                              _503={"description": "the database is down (same body, status 'degraded')"}))
 def health(service: ServiceDep) -> Response[dict[str, Any]]:
-    """``{"status": "ok"|"degraded", "database": bool, "cache": str, "vector_backend": str}``."""
+    """``{"status": "ok"|"degraded", "database": bool, "cache": str, "cache_status": "ok"|"degraded",
+    "vector_backend": str}``. 503 only without the database: requests fail open without the cache."""
     report = service.health()
-    status = 200 if report.get("status") == "ok" else 503
+    status = 200 if report.get("database") else 503
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=report)
 
 
@@ -294,11 +355,9 @@ def upload_document(
     tags: Annotated[str | None, Form(description="comma-separated tags, e.g. 'manuals,2024'")] = None,
 ) -> Response[UploadResponse]:
     """201 ``ingested``; 200 ``duplicate``/``in_progress``; 422 ``failed`` (error shape, outcome
-    in ``details.outcome``); 413 when the file exceeds ``QUERIO_MAX_FILE_BYTES``."""
-    limit = service.settings.max_file_bytes
-    if len(file.content) > limit:
-        raise PayloadTooLarge(f"the file is {len(file.content):,} bytes; the limit is {limit:,}",
-                              details={"limit_bytes": limit})
+    in ``details.outcome``); 413 when the file exceeds the request limit (see the module doc)."""
+    if len(file.content) > service.settings.request_file_limit:
+        raise file_too_large(len(file.content), service.settings.request_file_limit, service.settings)
     outcome = service.ingest(principal, file.content, file.filename or "upload.pdf", tags=_split_tags(tags))
     return _outcome_response(outcome, UPLOAD_STATUS)
 

@@ -370,16 +370,6 @@ def _count_spans(spans: Sequence[_Span], pages: Sequence[Page], units_of: Sequen
 # --- sections --------------------------------------------------------------------------------------
 
 
-def assign_sections(pages: Sequence[Page], chunks: Sequence[ChunkDraft]) -> list[ChunkDraft]:
-    """``chunks`` (in document order) with ``section`` set as :func:`chunk_pages` sets it over the
-    whole of ``pages``: for chunks made range by range, so headings carry across the ranges."""
-    by_number = {p.number: p for p in pages}
-    sections = _Sections()
-    return [c.model_copy(update={"section": sections.at(by_number[c.page_number], c.char_start, c.char_end)})
-            for c in chunks]
-
-
-
 class _Sections:
     """The nearest title-like line before a chunk, carried over from earlier pages.
 

@@ -39,11 +39,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from querio.errors import PermanentIngestError
+from querio.errors import PermanentIngestError, TransientError
 from querio.ingest.events import IngestPart
 from querio.ingest.pdf import parse_pdf
-from querio.ingest.pipeline import STALE_PROCESSING_S, chunk_and_embed, display_filename, embedding_context
-from querio.models import DocumentStatus, IngestOutcome, NewDocument
+from querio.ingest.pipeline import (
+    STALE_PROCESSING_S,
+    STORED,
+    chunk_and_embed,
+    display_filename,
+    embedding_context,
+    failure_of,
+)
+from querio.models import IngestOutcome, NewDocument, S3Binding
 
 if TYPE_CHECKING:
     from querio.service import QuerioService
@@ -61,17 +68,18 @@ def plan_parts(page_count: int, pages_per_part: int) -> list[tuple[int, int]]:
     return [(a, min(a + pages_per_part - 1, page_count)) for a in range(1, page_count + 1, pages_per_part)]
 
 
-def split_upload(service: QuerioService, tenant_id: str, bucket: str, key: str, data: bytes, page_count: int,
+def split_upload(service: QuerioService, tenant_id: str, s3: S3Binding, filename: str, data: bytes, page_count: int,
                  enqueue: Enqueue) -> IngestOutcome:
     """Claim the document and enqueue its parts (step 1 of the module docstring)."""
     started = time.perf_counter()
     docs = service.documents
-    name = display_filename(key.rsplit("/", 1)[-1])
+    bucket, key = s3.bucket, s3.key
+    name = display_filename(filename)
     doc, created = docs.claim_document(NewDocument(
         tenant_id=tenant_id, original_filename=name, filename=name, file_size=len(data),
         content_sha256=hashlib.sha256(data).hexdigest(), storage_type=service.blobs.storage_type,
-        storage_path=key, uploaded_by=service.S3_UPLOAD_USER))
-    if not created and doc.processing_status == DocumentStatus.COMPLETED:
+        storage_path=key, uploaded_by=service.S3_UPLOAD_USER, s3=s3))
+    if not created and doc.processing_status in STORED:
         return IngestOutcome(status="duplicate", document=doc, reason="identical content already ingested",
                              pages=doc.page_count or 0, chunks=doc.chunk_count)
     claimed = docs.try_start_processing(tenant_id, doc.id, stale_after_s=STALE_PROCESSING_S)
@@ -120,11 +128,23 @@ def ingest_part(service: QuerioService, item: IngestPart) -> IngestOutcome:
                               embeddings=vectors if service.vectors.colocated else None,
                               stats={"word_count": parsed.word_count, "empty_pages": len(parsed.empty_pages),
                                      "info": info, "embedder_variant": embedder.variant},
-                              index_stride=PART_INDEX_STRIDE)
+                              index_stride=PART_INDEX_STRIDE, indexing=service.pipeline.indexing)
     except PermanentIngestError as exc:
         docs.fail_part(tenant, doc_id, item.part_no, exc.message)
         failed = docs.mark_failed(tenant, doc_id, code=exc.code, message=f"part {item.part_no}: {exc.message}")
         return IngestOutcome(status="failed", document=failed, reason=exc.message, error_code=exc.code)
+    except TransientError:
+        try:
+            docs.fail_part(tenant, doc_id, item.part_no, "dependency unavailable; retried")
+        except Exception:
+            log.warning("could not record the failure of part %d of %s", item.part_no, doc_id)
+        raise
+    except Exception as exc:  # a bug or a library choking on these pages: the document fails, once
+        log.exception("part %d of document %s failed unexpectedly", item.part_no, doc_id)
+        code, message = failure_of(exc)
+        docs.fail_part(tenant, doc_id, item.part_no, message)
+        failed = docs.mark_failed(tenant, doc_id, code=code, message=f"part {item.part_no}: {message}")
+        return IngestOutcome(status="failed", document=failed, reason=message, error_code=code)
     except BaseException as exc:
         try:
             docs.fail_part(tenant, doc_id, item.part_no, f"{type(exc).__name__}: {exc}")

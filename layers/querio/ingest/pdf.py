@@ -29,7 +29,6 @@ import datetime as dt
 import io
 import logging
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -39,7 +38,9 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 from pypdf.generic import DictionaryObject, NumberObject
 
 from querio import errors
+from querio.ingest.boilerplate import strip_running_lines
 from querio.models import Page, ParsedPdf, PdfInfo
+from querio.text import normalize_chars, normalize_line
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ def parse_pdf(data: bytes, *, max_pages: int | None = None, pages: tuple[int, in
                     ", ".join(f"p{n}: {_describe(e)}" for n, e in failures[:5]))
 
     compounds = _hyphenated_compounds(raw_pages)
-    texts = [clean_text(t, compounds) for t in raw_pages]
+    # Running headers and footers go before chunking: in a chunk they would be glued to the
+    # page's first sentence and embedded again on every page.
+    texts = strip_running_lines([clean_text(t, compounds) for t in raw_pages])
     parsed_pages = tuple(Page(number=i, text=t) for i, t in enumerate(texts, start=first))
     empty = tuple(p.number for p in parsed_pages if not p.text)
     if len(empty) == page_count and pages is None:
@@ -285,11 +288,6 @@ def _extract_pages(reader: PdfReader, page_count: int, first: int = 1
     return texts, failures
 
 
-# C0/C1 controls except tab and newline, U+FFFD and the non-characters U+FFFE/FFFF
-# (pdfium-style hyphen markers) become a space; invisible characters inside words (soft
-# hyphen, zero-width space, word joiner, BOM) are dropped.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ufffe\uffff]")
-_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _BLANK_LINES = re.compile(r"\n{3,}")
 # A letter, a hyphen at the end of a line, a lowercase letter on the next: a word broken
@@ -307,16 +305,15 @@ def _hyphenated_compounds(texts: Iterable[str]) -> set[str]:
 def clean_text(text: str, compounds: set[str] | frozenset[str] = frozenset()) -> str:
     """Normalise extracted text for retrieval; offsets of chunks refer to this result.
 
-    * NFKC (ligatures ``ﬁ`` → ``fi``, non-breaking and full-width spaces → space);
-    * control and invisible format characters removed (tab and other spaces → one space);
+    * :func:`querio.text.normalize_chars`, the normalization queries get too (surrogates
+      repaired, NFKC: ligatures ``ﬁ`` → ``fi``, full-width forms; soft hyphens at a line end
+      joined, invisible characters dropped, controls → space);
     * words hyphenated across a line end re-joined (``reposi-\\ntory`` → ``repository``),
       unless the document writes the same compound with a hyphen elsewhere
       (``byte-\\ncompiled`` → ``byte-compiled``);
     * spaces collapsed, lines stripped, runs of blank lines reduced to one, ends trimmed.
     """
-    text = unicodedata.normalize("NFKC", text)
-    text = _CONTROL.sub(" ", _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
-    text = _SPACES.sub(" ", text)
+    text = _SPACES.sub(" ", normalize_chars(text))
     text = "\n".join(line.strip() for line in text.split("\n"))
 
     def join(m: re.Match[str]) -> str:
@@ -355,15 +352,31 @@ _FIELD_MAX = 300  # characters
 _FIELD_SENTENCE = 120  # longer values are cut to their first sentence
 
 
+_UTF16_BOMS = {b"\xfe\xff": "utf-16-be", b"\xff\xfe": "utf-16-le"}
+
+
+def _utf16_text(raw: object) -> str | None:
+    """A UTF-16 PDF string decoded unit by unit. pypdf decodes one with an unpaired surrogate
+    as PDFDocEncoding instead ("þÿ S u r v e y"); here the lone unit is kept for
+    ``normalize_line`` to drop."""
+    if not isinstance(raw, bytes) or raw[:2] not in _UTF16_BOMS:
+        return None
+    try:
+        return raw[2:].decode(_UTF16_BOMS[raw[:2]], "surrogatepass")
+    except UnicodeDecodeError:  # an odd byte count: pypdf's own reading stands
+        return None
+
+
 def _clean_field(value: Any) -> str | None:
     """A metadata string, cleaned; ``None`` for absent, empty or junk values."""
     if value is None:
         return None
     try:
-        text = str(value.get_object() if hasattr(value, "get_object") else value)
+        obj = value.get_object() if hasattr(value, "get_object") else value
+        text = _utf16_text(getattr(obj, "original_bytes", None)) or str(obj)
     except Exception:
         return None
-    text = " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFKC", text)).split())
+    text = normalize_line(text)
     if not any(ch.isalnum() for ch in text):
         return None
     if text.lower() in {"untitled", "unknown", "none", "null", "title", "author"}:

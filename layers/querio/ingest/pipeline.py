@@ -3,8 +3,14 @@
 Status moves ``pending → processing → completed | failed`` on the document row.
 - A :class:`~querio.errors.PermanentIngestError` (bad file) marks the document failed with its
   code and message and returns a ``failed`` outcome: the caller's batch goes on.
-- Anything else (database, blob store, a bug) is re-raised after a best-effort
-  ``failed`` mark, so a queue consumer can retry; a retry re-claims the row.
+- A :class:`~querio.errors.TransientError` (database, blob store, embedder unavailable) is
+  re-raised after a best-effort ``failed`` mark, so a queue consumer can retry; a retry
+  re-claims the row.
+- Any other error (a bug, a library choking on one file) is a permanent failure of that one
+  document, recorded with its type and message (code ``internal_error`` unless it is a
+  ``QuerioError`` with its own): retrying the same bytes would fail the same way.
+- With an external vector store serving queries (Pinecone), a stored document is ``indexing``
+  until the service has copied its vectors there (see ``QuerioService._sync_vectors``).
 - Identical bytes for the same tenant are one document (sha256, enforced by a unique index).
 """
 
@@ -15,20 +21,30 @@ import logging
 import time
 import unicodedata
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from pathlib import PurePath
 
-import numpy as np
-
 from querio.config import Settings
-from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError
-from querio.ingest.chunking import assign_sections, chunk_pages
-from querio.ingest.pdf import count_pages, parse_pdf
-from querio.models import ChunkDraft, DocumentStatus, IngestOutcome, NewDocument, Page, ParsedPdf, clean_tags
+from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError, TransientError
+from querio.ingest.chunking import chunk_pages
+from querio.ingest.pdf import parse_pdf
+from querio.models import (
+    ChunkDraft,
+    Document,
+    DocumentStatus,
+    IngestOutcome,
+    NewDocument,
+    Page,
+    ParsedPdf,
+    S3Binding,
+    clean_tags,
+)
 from querio.ports import BlobStore, DocumentStore, Embedder, Vector, VectorStore
+from querio.text import repair_surrogates
+from querio.vectors.sync import IndexSync
+
+#: statuses of a document whose chunks are stored: the same bytes again are a duplicate
+STORED = (DocumentStatus.COMPLETED, DocumentStatus.INDEXING)
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +54,14 @@ STALE_PROCESSING_S = 15 * 60
 
 
 def display_filename(name: str) -> str:
-    """The last path component of a user-supplied name, printable, ≤ 255 chars.
+    """The last path component of a user-supplied name, printable, ≤ 255 chars: NFC, without
+    control, format (bidi overrides, zero-width) or private-use characters, any run of
+    whitespace (tabs, no-break or ideographic spaces, line separators) as one space.
 
     It is only ever displayed or stored as data: blob keys never contain it.
     """
-    base = PurePath(name.replace("\\", "/")).name or "document.pdf"
-    cleaned = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip()
+    base = PurePath(unicodedata.normalize("NFC", repair_surrogates(name)).replace("\\", "/")).name or "document.pdf"
+    cleaned = " ".join("".join(ch for ch in base if unicodedata.category(ch)[0] != "C").split())
     return (cleaned if cleaned.strip(".") else "document.pdf")[:255]
 
 
@@ -90,64 +108,19 @@ def chunk_for(pages: Sequence[Page], *, context: str, settings: Settings, embedd
                        count_tokens=embedder.count_tokens, max_tokens=budget)
 
 
-#: Pages per step when parsing overlaps embedding (see :func:`parse_chunk_embed`): small enough
-#: that the first step (parsed before anything can be embedded) is short, large enough that
-#: re-opening the PDF per step costs little.
-OVERLAP_PAGES = 24
-
-
 def parse_chunk_embed(data: bytes, *, filename: str, settings: Settings,
                       embedder: Embedder) -> tuple[ParsedPdf, list[ChunkDraft], Vector]:
-    """Parse, chunk and embed a PDF, parsing the next page range in a thread while the current
-    one embeds.
+    """Parse the whole PDF, then chunk and embed it.
 
-    Why: parsing (pypdf, pure Python) was 14% of ingest and embedding 78%; ONNX Runtime releases
-    the GIL while it runs, so the parser runs in the gaps it leaves on the cores (tokenizing,
-    padding, the between-batch Python) instead of before it. The result equals the one-pass
-    path's except that hyphenated compounds are learnt per range (as the page-range parts of
-    ``querio.ingest.parts`` do); sections still carry across ranges (``assign_sections``).
+    Why not parse the next page range while the current one embeds (tried for issue 13): running
+    headers and footers (``ingest.boilerplate``) and hyphenated compounds are learnt from the whole
+    document, so per-range parsing changed the text; and on 2 cores the parse thread measured no
+    net gain once ONNX Runtime stopped spinning (the README's Performance section).
     """
-    page_count = count_pages(data, max_pages=settings.max_pages)
-    if page_count <= OVERLAP_PAGES:
-        whole = parse_pdf(data, max_pages=settings.max_pages)
-        return whole, *chunk_and_embed(whole.pages, context=embedding_context(whole.info.title, filename),
-                                       settings=settings, embedder=embedder)
-
-    def parse_range(first: int) -> tuple[ParsedPdf, list[ChunkDraft]]:
-        part = parse_pdf(data, max_pages=settings.max_pages,
-                         pages=(first, min(page_count, first + OVERLAP_PAGES - 1)))
-        return part, chunk_for(part.pages, context=embedding_context(part.info.title, filename),
-                               settings=settings, embedder=embedder)
-
-    starts = iter(range(1, page_count + 1, OVERLAP_PAGES))
-    parts: list[ParsedPdf] = []
-    chunks: list[ChunkDraft] = []
-    vectors: list[Vector] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="querio-parse") as pool:
-        # two ranges in flight: the one to embed next, and the one parsed while it embeds
-        ahead: deque[Future[tuple[ParsedPdf, list[ChunkDraft]]]] = deque(
-            pool.submit(parse_range, first) for first in islice(starts, 2))
-        try:
-            while ahead:
-                part, part_chunks = ahead.popleft().result()
-                if (first := next(starts, None)) is not None:
-                    ahead.append(pool.submit(parse_range, first))  # parsed while this range embeds
-                parts.append(part)
-                chunks += part_chunks
-                vectors.append(embed_chunks(embedder, embedding_context(part.info.title, filename),
-                                            [c.content for c in part_chunks]))
-        finally:
-            for pending in ahead:
-                pending.cancel()
-    pages = tuple(p for part in parts for p in part.pages)
-    if not any(p.text for p in pages):
-        parse_pdf(data, max_pages=settings.max_pages)  # raises the whole file's error (no text, corrupt)
-    parsed = ParsedPdf(page_count=page_count, pages=pages,
-                       empty_pages=tuple(n for part in parts for n in part.empty_pages),
-                       info=parts[0].info, word_count=sum(part.word_count for part in parts))
-    numbered = [c.model_copy(update={"chunk_index": i}) for i, c in enumerate(chunks)]
-    return parsed, assign_sections(pages, numbered), np.concatenate(vectors) if vectors else np.zeros(
-        (0, embedder.dimension), dtype=np.float32)
+    parsed = parse_pdf(data, max_pages=settings.max_pages)
+    chunks, vectors = chunk_and_embed(parsed.pages, context=embedding_context(parsed.info.title, filename),
+                                      settings=settings, embedder=embedder)
+    return parsed, chunks, vectors
 
 
 class IngestPipeline:
@@ -161,22 +134,23 @@ class IngestPipeline:
 
     def ingest(self, tenant_id: str, data: bytes, filename: str, *, tags: Sequence[str] = (),
                uploaded_by: str | None = None, progress: Callable[[str], None] | None = None,
-               storage_key: str | None = None) -> IngestOutcome:
+               storage_key: str | None = None, s3: S3Binding | None = None) -> IngestOutcome:
         """``storage_key``: the bytes are already stored under this key (an S3 upload), so the
-        document points at it instead of a copy under :func:`blob_key`."""
+        document points at it instead of a copy under :func:`blob_key`; ``s3``: the S3 object
+        and event version it came from."""
         started = time.perf_counter()
         name = display_filename(filename)
         sha = hashlib.sha256(data).hexdigest()
         doc_id = uuid.uuid4()
         new = NewDocument(
             id=doc_id, tenant_id=tenant_id, filename=name,
-            original_filename=(filename.replace("\x00", "") or name)[:255],
+            original_filename=(repair_surrogates(filename).replace("\x00", "") or name)[:255],
             file_size=len(data), content_sha256=sha, storage_type=self._blobs.storage_type,
             storage_path=storage_key or blob_key(tenant_id, doc_id), tags=clean_tags(list(tags)),
-            uploaded_by=uploaded_by,
+            uploaded_by=uploaded_by, s3=s3,
         )
         doc, created = self._docs.claim_document(new)
-        if not created and doc.processing_status == DocumentStatus.COMPLETED:
+        if not created and doc.processing_status in STORED:
             return IngestOutcome(status="duplicate", document=doc, reason="identical content already ingested",
                                  pages=doc.page_count or 0, chunks=doc.chunk_count)
         claimed = self._docs.try_start_processing(tenant_id, doc.id, stale_after_s=STALE_PROCESSING_S)
@@ -221,12 +195,21 @@ class IngestPipeline:
             say("storing")
             doc = self._docs.complete_document(
                 tenant_id, document_id, chunks=chunks,
-                embeddings=vectors if self._vectors.colocated else None, info=info)
+                embeddings=vectors if self._vectors.colocated else None, info=info, indexing=self.indexing)
             # An external vector store is written after the commit; issue 5's reconciler
             # repairs a crash between the two (chunk rows without vectors).
         except PermanentIngestError as exc:
             doc = self._docs.mark_failed(tenant_id, document_id, code=exc.code, message=exc.message)
             return IngestOutcome(status="failed", document=doc, reason=exc.message, error_code=exc.code,
+                                 seconds=round(time.perf_counter() - started, 3))
+        except TransientError as exc:
+            self._mark_failed_quietly(tenant_id, document_id, exc)
+            raise
+        except Exception as exc:  # one bad document is not a retry loop (see the module docstring)
+            log.exception("ingest of document %s failed unexpectedly", document_id)
+            code, message = failure_of(exc)
+            return IngestOutcome(status="failed", document=self._mark_failed_quietly(tenant_id, document_id, exc),
+                                 reason=message, error_code=code,
                                  seconds=round(time.perf_counter() - started, 3))
         except BaseException as exc:
             self._mark_failed_quietly(tenant_id, document_id, exc)
@@ -240,10 +223,21 @@ class IngestPipeline:
                              empty_pages=len(parsed.empty_pages), reason=note,
                              seconds=round(time.perf_counter() - started, 3))
 
-    def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> None:
-        code = exc.code if isinstance(exc, QuerioError) else "internal_error"
+    @property
+    def indexing(self) -> bool:
+        """Whether stored documents wait (``indexing``) for an external serving vector store."""
+        return isinstance(self._vectors, IndexSync) and self._vectors.serves_external
+
+    def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> Document | None:
+        code, message = failure_of(exc)
         try:
-            self._docs.mark_failed(tenant_id, document_id, code=code,
-                                   message=f"{type(exc).__name__}: {exc}"[:1000])
+            return self._docs.mark_failed(tenant_id, document_id, code=code, message=message)
         except Exception:  # the store may be the thing that is down
             log.exception("could not record the failure of document %s", document_id)
+            return None
+
+
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """``(error_code, message)`` recorded on a document for an error while ingesting it."""
+    return (exc.code if isinstance(exc, QuerioError) else "internal_error",
+            f"{type(exc).__name__}: {exc}"[:1000])

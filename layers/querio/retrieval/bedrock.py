@@ -1,8 +1,8 @@
 """Generated answers through Amazon Bedrock's Converse API (optional; ``QUERIO_BEDROCK_MODEL_ID``).
 
-The prompt gives the model the ranked passages, numbered ``[1]``..``[n]`` in the order of the
-response's ``sources`` (the service's citations point at the first three), and asks it to
-answer only from them and to cite each claim with its ``[n]``. Recent chat turns go in as
+The prompt gives the model the ranked passages, numbered ``[1]``..``[n]`` in rank order, and
+asks it to answer only from them and to cite each claim with its ``[n]``; the service then keeps
+as ``sources`` exactly the passages cited, renumbered (``querio.retrieval.citing``). Recent chat turns go in as
 earlier Converse messages, so follow-up questions keep their context.
 
 Bedrock is never a single point of failure: on any error (throttling, access denied, a model

@@ -97,7 +97,11 @@ class MirroredVectorStore:
         self.pinecone.delete_document(tenant_id, document_id)
         self.pgvector.delete_document(tenant_id, document_id)
 
-    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> None:
+    @property
+    def serves_external(self) -> bool:
+        return self.serve == "pinecone"
+
+    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> bool:
         """Copy the document's committed vectors to Pinecone. ``replaced`` (a reprocess: new chunk
         ids) deletes the old records first; a new document skips that delete, because Pinecone
         rate-limits delete-by-metadata per namespace and bulk ingests would hit it. Never raises."""
@@ -109,7 +113,9 @@ class MirroredVectorStore:
         except Exception:
             emit("VectorSyncFailures")
             log.exception("could not copy the vectors of document %s (tenant %s) to Pinecone; "
-                          "`querio vectors reconcile` will", document_id, tenant_id)
+                          "it is retried", document_id, tenant_id)
+            return False
+        return True
 
     def document_purged(self, tenant_id: str, document_id: uuid.UUID) -> None:
         self.pinecone.delete_document(tenant_id, document_id)

@@ -69,9 +69,11 @@ def batch_after(store: PostgresDocumentStore, after: uuid.UUID | None, limit: in
 
 
 def document_records(store: PostgresDocumentStore, tenant_id: str, document_id: uuid.UUID) -> list[VectorRecord]:
-    """The live vectors of one document (empty unless it is completed and not deleted)."""
+    """The vectors one document must have in the external index: those of a completed document
+    or of one stored and waiting for them (``indexing``); empty otherwise, or once deleted."""
+    stored = _LIVE.replace("d.processing_status = 'completed'", "d.processing_status IN ('completed', 'indexing')")
     with store.connection() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} {_LIVE} AND c.tenant_id = %s AND c.document_id = %s"
+        rows = conn.execute(f"SELECT {_COLUMNS} {stored} AND c.tenant_id = %s AND c.document_id = %s"
                             " ORDER BY c.chunk_index", (tenant_id, document_id)).fetchall()
     return [_record(r).record for r in rows]
 

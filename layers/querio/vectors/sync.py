@@ -14,10 +14,15 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class IndexSync(Protocol):
-    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> None:
+    #: True when the external index answers vector queries: then a document stays ``indexing``
+    #: (not searchable) until ``document_stored`` succeeded for it.
+    serves_external: bool
+
+    def document_stored(self, tenant_id: str, document_id: uuid.UUID, *, replaced: bool = False) -> bool:
         """The document's chunks (and vectors) were committed: copy them to the external index.
         ``replaced``: the document had chunks before (a reprocess), whose records must go.
-        Never raises: a failure is logged and counted, and ``querio vectors reconcile`` repairs it."""
+        Never raises: a failure is logged and counted (``VectorSyncFailures``) and ``False`` is
+        returned; the caller retries (see ``QuerioService.sync_pending``)."""
 
     def document_purged(self, tenant_id: str, document_id: uuid.UUID) -> None:
         """The document is gone from PostgreSQL: delete its external vectors (may raise

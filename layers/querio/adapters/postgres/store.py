@@ -251,6 +251,7 @@ class PostgresDocumentStore:
         concurrent inserter to commit, then the follow-up SELECT (a new snapshot under READ
         COMMITTED) sees its row. If that row was deleted in between, the claim is retried.
         """
+        s3 = doc.s3
         with self.connection() as conn:
             uploaded_by = self._user_id(conn, doc.tenant_id, doc.uploaded_by) if doc.uploaded_by else None
             for _ in range(3):
@@ -258,13 +259,14 @@ class PostgresDocumentStore:
                     conn,
                     "INSERT INTO documents (id, tenant_id, filename, original_filename, file_size,"
                     " content_sha256, storage_type, storage_path, tags, metadata, uploaded_by,"
-                    " processing_status)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')"
+                    " s3_bucket, s3_key, s3_sequencer, s3_etag, processing_status)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')"
                     " ON CONFLICT (tenant_id, content_sha256) WHERE deleted_at IS NULL DO NOTHING"
                     " RETURNING *",
                     (doc.id, doc.tenant_id, doc.filename, doc.original_filename, doc.file_size,
                      doc.content_sha256, doc.storage_type, doc.storage_path, list(doc.tags),
-                     Jsonb(doc.metadata), uploaded_by),
+                     Jsonb(doc.metadata), uploaded_by, s3.bucket if s3 else None, s3.key if s3 else None,
+                     s3.sequencer if s3 else None, s3.etag if s3 else None),
                 )
                 if created is not None:
                     return created, True
@@ -342,7 +344,7 @@ class PostgresDocumentStore:
                 "UPDATE documents SET processing_status = 'pending', processed = false, updated_at = now(),"
                 " error_code = NULL, error_message = NULL"
                 " WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
-                " AND processing_status IN ('completed', 'failed') RETURNING *",
+                " AND processing_status IN ('completed', 'indexing', 'failed') RETURNING *",
                 (document_id, tenant_id),
             )
             if doc is None:
@@ -354,8 +356,11 @@ class PostgresDocumentStore:
         return doc
 
     def mark_failed(self, tenant_id: str, document_id: uuid.UUID, *, code: str, message: str) -> Document:
-        """Status ``failed`` with the error recorded; ``NotFound`` if the document is gone."""
-        with self.connection() as conn:
+        """Status ``failed`` with the error recorded; ``NotFound`` if the document is gone. A
+        failed new version of an S3 key replaces the key's older document too (the bytes it
+        was built from are gone from the key)."""
+        with self.connection() as conn, conn.transaction():
+            binding = _lock_s3_key(conn, tenant_id, document_id)
             doc = self._doc_row(
                 conn,
                 "UPDATE documents SET processing_status = 'failed', processed = false, error_code = %s,"
@@ -363,12 +368,14 @@ class PostgresDocumentStore:
                 " WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL RETURNING *",
                 (code, message, document_id, tenant_id),
             )
+            if doc is not None and binding is not None:
+                doc = _retire_superseded(conn, tenant_id, document_id, *binding)
         if doc is None:
             raise NotFound(f"document {document_id} not found")
         return doc
 
     def complete_document(self, tenant_id: str, document_id: uuid.UUID, *, chunks: Sequence[ChunkDraft],
-                          embeddings: Vector | None, info: dict[str, Any]) -> Document:
+                          embeddings: Vector | None, info: dict[str, Any], indexing: bool = False) -> Document:
         """Replace the chunks and mark ``completed`` in one transaction (see the port).
 
         ``embeddings``: ``(len(chunks), 384)`` float32 or ``None``. ``info`` keys (all
@@ -383,6 +390,7 @@ class PostgresDocumentStore:
         if len({c.chunk_index for c in chunks}) != len(chunks):
             raise ValidationFailed("chunk_index values must be unique within a document")
         with self.connection() as conn, conn.transaction():
+            binding = _lock_s3_key(conn, tenant_id, document_id)
             # Lock the row: a concurrent soft delete either committed before (we see it and
             # stop) or waits for us and then hides the freshly written chunks.
             locked = conn.execute(
@@ -412,7 +420,7 @@ class PostgresDocumentStore:
                         terms - sum(r[0] or 0 for r in removed))
             doc = self._doc_row(
                 conn,
-                "UPDATE documents SET processing_status = 'completed', processed = true,"
+                "UPDATE documents SET processing_status = %(status)s, processed = true,"
                 " processing_completed_at = now(), updated_at = now(),"
                 " error_code = NULL, error_message = NULL,"
                 " page_count = %(page_count)s, word_count = %(word_count)s,"
@@ -421,7 +429,7 @@ class PostgresDocumentStore:
                 " created_date = %(created_date)s, embedder_variant = %(embedder_variant)s"
                 " WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING *",
                 {
-                    "id": document_id, "tenant": tenant_id, "chunk_count": len(chunks),
+                    "id": document_id, "tenant": tenant_id, "chunk_count": len(chunks), "status": _done(indexing),
                     "embedder_variant": info.get("embedder_variant"),
                     "page_count": info.get("page_count"), "word_count": info.get("word_count"),
                     "empty_page_count": info.get("empty_page_count"),
@@ -430,7 +438,9 @@ class PostgresDocumentStore:
                     "created_date": _date(info.get("created_date")),
                 },
             )
-        assert doc is not None  # the row is locked by this transaction
+            assert doc is not None  # the row is locked by this transaction
+            if binding is not None:
+                doc = _retire_superseded(conn, tenant_id, document_id, *binding)
         return doc
 
     def soft_delete(self, tenant_id: str, document_id: uuid.UUID) -> Document:
@@ -662,19 +672,74 @@ class PostgresDocumentStore:
 
     # S3 uploads and archive (issue 3) -----------------------------------------------------------
     def find_by_s3_key(self, tenant_id: str, bucket: str, key: str) -> Document | None:
-        """The live document uploaded as ``s3://bucket/key`` for this tenant, if any."""
+        """The live document the key holds now (of the highest sequencer), if any."""
         with self.connection() as conn:
             return self._doc_row(
                 conn, "SELECT * FROM documents WHERE tenant_id = %s AND s3_key = %s AND s3_bucket = %s"
-                      " AND deleted_at IS NULL ORDER BY uploaded_at LIMIT 1", (tenant_id, key, bucket))
+                      " AND deleted_at IS NULL ORDER BY lpad(COALESCE(s3_sequencer, ''), 64, '0') DESC,"
+                      " uploaded_at DESC LIMIT 1", (tenant_id, key, bucket))
 
-    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str) -> None:
-        """Record the S3 object a document came from (first upload wins; later duplicates keep it)."""
+    def retired_by_key(self, tenant_id: str, bucket: str, key: str) -> list[Document]:
+        """Soft-deleted documents that the key once held (superseded by an overwrite)."""
+        with self.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM documents WHERE tenant_id = %s AND s3_key = %s AND s3_bucket = %s"
+                " AND deleted_at IS NOT NULL ORDER BY id LIMIT 100", (tenant_id, key, bucket)).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    def set_s3_location(self, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str, *,
+                        sequencer: str | None = None, etag: str | None = None) -> None:
+        """Record the S3 object (and the event's version of it) a document lives in. A document
+        bound to one key is never re-bound to another; the sequencer only moves forward."""
         with self.connection() as conn:
             conn.execute(
-                "UPDATE documents SET s3_bucket = %s, s3_key = %s, updated_at = now()"
-                " WHERE id = %s AND tenant_id = %s AND s3_key IS NULL",
-                (bucket, key, document_id, tenant_id))
+                "UPDATE documents SET s3_bucket = %(b)s, s3_key = %(k)s, updated_at = now(),"
+                " s3_etag = COALESCE(%(etag)s, s3_etag), s3_sequencer = CASE WHEN s3_sequencer IS NULL"
+                "  OR lpad(COALESCE(%(seq)s, ''), 64, '0') > lpad(s3_sequencer, 64, '0') THEN %(seq)s"
+                "  ELSE s3_sequencer END"
+                " WHERE id = %(id)s AND tenant_id = %(t)s"
+                " AND (s3_key IS NULL OR (s3_key = %(k)s AND s3_bucket = %(b)s))",
+                {"b": bucket, "k": key, "etag": etag, "seq": sequencer, "id": document_id, "t": tenant_id})
+
+    def record_s3_event(self, tenant_id: str, bucket: str, key: str, *, sequencer: str, event_name: str,
+                        etag: str | None, version_id: str | None) -> bool:
+        """Record the key's latest S3 event; ``False`` (nothing written) when a later event of
+        the key is already recorded: this one is stale. An equal sequencer (the same event,
+        redelivered) is not stale, so a retried event is applied again (idempotently)."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO s3_objects (tenant_id, bucket, key, sequencer, event_name, etag, version_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, bucket, key) DO UPDATE SET"
+                " sequencer = EXCLUDED.sequencer, event_name = EXCLUDED.event_name, etag = EXCLUDED.etag,"
+                " version_id = EXCLUDED.version_id, updated_at = now()"
+                " WHERE lpad(EXCLUDED.sequencer, 64, '0') >= lpad(s3_objects.sequencer, 64, '0') RETURNING 1",
+                (tenant_id, bucket, key, sequencer.upper(), event_name[:100], etag, version_id)).fetchone()
+        return row is not None
+
+    def blob_shared(self, tenant_id: str, storage_path: str, document_id: uuid.UUID) -> bool:
+        """Whether a live document other than ``document_id`` keeps its bytes at ``storage_path``
+        (an overwritten key now holds its successor's bytes): then the blob must stay."""
+        with self.connection() as conn:
+            return conn.execute(
+                "SELECT 1 FROM documents WHERE tenant_id = %s AND storage_path = %s AND id <> %s"
+                " AND deleted_at IS NULL LIMIT 1", (tenant_id, storage_path, document_id)).fetchone() is not None
+
+    def finish_indexing(self, tenant_id: str, document_id: uuid.UUID) -> Document | None:
+        """``indexing`` → ``completed`` once the serving vector store holds the vectors."""
+        with self.connection() as conn:
+            return self._doc_row(
+                conn, "UPDATE documents SET processing_status = 'completed', updated_at = now()"
+                      " WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+                      " AND processing_status = 'indexing' RETURNING *", (document_id, tenant_id))
+
+    def indexing_candidates(self, *, after_id: uuid.UUID | None = None, limit: int = 50) -> list[Document]:
+        """Live ``indexing`` documents of every tenant, keyset-paged by id (the re-sync sweep)."""
+        with self.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM documents WHERE deleted_at IS NULL AND processing_status = 'indexing'"
+                " AND (%s::uuid IS NULL OR id > %s::uuid) ORDER BY id LIMIT %s",
+                (after_id, after_id, max(0, limit))).fetchall()
+        return [Document.model_validate(r) for r in rows]
 
     def archive_candidates(self, idle_before: dt.datetime, *, after_id: uuid.UUID | None = None,
                            limit: int = 50) -> list[Document]:
@@ -751,7 +816,8 @@ class PostgresDocumentStore:
                          (message[:1000], document_id, tenant_id, part_no))
 
     def store_part(self, tenant_id: str, document_id: uuid.UUID, part_no: int, *, chunks: Sequence[ChunkDraft],
-                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int) -> Document | None:
+                   embeddings: Vector | None, stats: dict[str, Any], index_stride: int,
+                   indexing: bool = False) -> Document | None:
         """Stage one part's chunks and mark it done, in ONE transaction under the document's
         row lock; if it was the last part, assemble: the document becomes ``completed`` (its
         chunks become searchable) in the same transaction, and is returned. Otherwise ``None``.
@@ -765,6 +831,7 @@ class PostgresDocumentStore:
         if any(not lo <= c.chunk_index < hi for c in chunks):
             raise ValidationFailed(f"chunk_index outside part {part_no}'s range")
         with self.connection() as conn, conn.transaction():
+            binding = _lock_s3_key(conn, tenant_id, document_id)
             if conn.execute("SELECT 1 FROM documents WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
                             " AND processing_status = 'processing' FOR UPDATE",
                             (document_id, tenant_id)).fetchone() is None:
@@ -822,9 +889,9 @@ class PostgresDocumentStore:
             if totals is None or totals["open"]:
                 return None
             info = totals["info"] or {}
-            return self._doc_row(
+            doc = self._doc_row(
                 conn,
-                "UPDATE documents SET processing_status = 'completed', processed = true,"
+                "UPDATE documents SET processing_status = %(status)s, processed = true,"
                 " processing_completed_at = now(), updated_at = now(), error_code = NULL, error_message = NULL,"
                 " page_count = %(pages)s, word_count = %(words)s, empty_page_count = %(empty)s,"
                 " chunk_count = %(chunks)s, title = %(title)s, author = %(author)s, language = %(language)s,"
@@ -834,7 +901,10 @@ class PostgresDocumentStore:
                  "variant": totals["variant"],
                  "empty": totals["empty"], "chunks": totals["chunks"], "title": _cut(info.get("title"), 500),
                  "author": _cut(info.get("author"), 255), "language": _cut(info.get("language"), 10),
-                 "created": _date(info.get("created_date"))})
+                 "created": _date(info.get("created_date")), "status": _done(indexing)})
+            if doc is not None and binding is not None:
+                doc = _retire_superseded(conn, tenant_id, document_id, *binding)
+            return doc
 
     # embedder variants (issue 13) -----------------------------------------------------------------
     def embedder_variants(self, tenant_id: str, expected: str) -> dict[str, int]:
@@ -926,6 +996,45 @@ def _bump_usage(conn: Conn, tenant_id: str, delta: int, delta_terms: int = 0) ->
         " term_occurrences = GREATEST(0, tenant_usage.term_occurrences + %(dt)s), updated_at = now()",
         {"t": tenant_id, "d": delta, "dt": delta_terms},
     )
+
+
+def _done(indexing: bool) -> str:
+    """The status a stored document gets: ``indexing`` while an external serving vector store
+    still has to receive its vectors."""
+    return "indexing" if indexing else "completed"
+
+
+def _lock_s3_key(conn: Conn, tenant_id: str, document_id: uuid.UUID) -> tuple[str, str] | None:
+    """Serialise the completions of documents of one S3 key (taken before any row lock, so two
+    overwrites of a key queue here instead of deadlocking); ``(bucket, key)`` or ``None``."""
+    row = conn.execute("SELECT s3_bucket, s3_key FROM documents WHERE id = %s AND tenant_id = %s"
+                       " AND s3_key IS NOT NULL AND storage_path = s3_key", (document_id, tenant_id)).fetchone()
+    if row is None:
+        return None
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{tenant_id}/{row[0]}/{row[1]}",))
+    return row[0], row[1]
+
+
+def _retire_superseded(conn: Conn, tenant_id: str, document_id: uuid.UUID, bucket: str, key: str) -> Document:
+    """One key is one live document: of the stored documents the key has held, the one of the
+    highest sequencer stays; the others are soft-deleted, in the caller's transaction, so the
+    old text leaves search in the instant the new text enters it. A slow ingest of an older
+    version that finishes last retires itself. Returns ``document_id``'s row as it now is."""
+    conn.execute(
+        "WITH held AS (SELECT id, lpad(COALESCE(s3_sequencer, ''), 64, '0') AS seq, processing_status"
+        "  FROM documents WHERE tenant_id = %(t)s AND s3_bucket = %(b)s AND s3_key = %(k)s"
+        "  AND storage_path = s3_key AND deleted_at IS NULL),"
+        " keep AS (SELECT id, seq FROM held WHERE processing_status IN ('completed', 'indexing', 'failed')"
+        "  ORDER BY seq DESC, (id = %(id)s) DESC LIMIT 1)"
+        " UPDATE documents d SET deleted_at = now(), updated_at = now() FROM held, keep"
+        " WHERE d.id = held.id AND held.id <> keep.id"
+        # one still in flight retires itself when it completes (or stays failed, as a record)
+        " AND held.processing_status IN ('completed', 'indexing', 'failed')",
+        {"t": tenant_id, "b": bucket, "k": key, "id": document_id})
+    doc = PostgresDocumentStore._doc_row(conn, "SELECT * FROM documents WHERE id = %s AND tenant_id = %s",
+                                         (document_id, tenant_id))
+    assert doc is not None
+    return doc
 
 
 def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID) -> int:

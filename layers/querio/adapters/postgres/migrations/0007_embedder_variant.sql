@@ -1,4 +1,4 @@
--- 0005_embedder_variant: which embedder made each document's vectors (issue 13).
+-- 0007_embedder_variant: which embedder made each document's vectors (issue 13).
 --
 -- A quantized model gives vectors close to, but not the same as, the reference's; a corpus is
 -- searched only with the variant it was embedded with (querio.embedding.variant_of: model,
@@ -12,7 +12,7 @@
 ALTER TABLE documents ADD COLUMN embedder_variant text;
 ALTER TABLE ingest_parts ADD COLUMN embedder_variant text;
 
-UPDATE documents SET embedder_variant = 'all-MiniLM-L6-v2/fp32' WHERE processing_status = 'completed';
+UPDATE documents SET embedder_variant = 'all-MiniLM-L6-v2/fp32' WHERE processing_status IN ('completed', 'indexing');
 UPDATE ingest_parts SET embedder_variant = 'all-MiniLM-L6-v2/fp32' WHERE status = 'done';
 
 -- The search-time check reads min() and max() of a tenant's searchable variants: two index probes.
