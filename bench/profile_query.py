@@ -33,7 +33,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from eval_retrieval import load_questions
-    from run import RouterClient, perturbed, warm_embedder
+    from router_client import RouterClient
+    from run import perturbed, warm_embedder
 
     from querio.config import load_settings
     from querio.models import SearchFilters

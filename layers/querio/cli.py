@@ -9,7 +9,7 @@
     querio docs show ID [--json] | querio docs delete ID [--json]
     querio stats [--json]
     querio serve [--port 8000] [--host 127.0.0.1]     the HTTP API (same routes as API Gateway)
-    querio vectors migrate|verify|reconcile           pgvector -> Pinecone (see querio.vectors.commands)
+    querio vectors migrate|verify|reconcile|index     pgvector -> Pinecone; per-tenant HNSW indexes
     querio cost [--tier small|mid|enterprise] [--json] monthly AWS estimate of a deployment tier
 
 ``--data-dir`` sets ``QUERIO_DATA_DIR`` for this process (blobs and the private PostgreSQL
@@ -110,7 +110,7 @@ class Ctx:
     def close(self) -> None:
         if "service" in self.__dict__:
             try:
-                self.service.documents.close()
+                self.service.close()
             except Exception:  # closing must never mask the command's own result
                 log.debug("closing the document store failed", exc_info=True)
 

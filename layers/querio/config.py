@@ -76,12 +76,28 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     exact_scan_max_rows: int = Field(
         default=20_000, ge=0,
-        description="tenants with at most this many chunks get an exact (not HNSW) vector scan",
+        description="tenants with at most this many chunks and no own index get an exact (not HNSW) vector scan",
+    )
+    tenant_index_min_rows: int = Field(
+        default=5_000, ge=0,
+        description="a tenant with more chunks gets its own (partial) HNSW index after an ingest; 0 = never",
+    )
+    text_budget: int = Field(
+        default=20_000, ge=0, le=10_000_000,
+        description="BM25: postings of the query's rarest lexemes read whole (rarest first, while they fit)",
+    )
+    text_depth: int = Field(
+        default=200, ge=10, le=100_000,
+        description="BM25: postings read from each other query lexeme, best first",
     )
 
     # caching --------------------------------------------------------------------------------------------
     embedding_cache_ttl_s: int = Field(default=86_400, ge=0, description="the seed's 24 h")
     result_cache: bool = True
+    corpus_version_ttl_s: float = Field(
+        default=5.0, ge=0.0, le=300.0,
+        description="seconds a process reuses a tenant's corpus version (PostgreSQL) in result-cache keys",
+    )
 
     # AWS (the serverless runtime; issue 3) ---------------------------------------------------------------
     s3_bucket: str | None = Field(default=None, description="PDF bucket (required when blob_backend=s3)")

@@ -251,9 +251,10 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        # no busy-waiting between operators: on a shared CPU (other processes, the database on the
-        # same cores, Lambda) spinning threads steal the time the work needs. Eval chunks, qint8,
-        # 2 cores, same minute: 101 chunks/s without spinning, 73 with (README, Performance)
+        # no busy-waiting between operators: on a shared or throttled CPU (other processes, the
+        # database on the same cores, Lambda) spinning threads steal the time the work needs
+        # (load average 3.5: one query p50 22 ms spinning, 10 ms without; eval chunks, qint8,
+        # same minute: 101 chunks/s without spinning, 73 with)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -123,6 +123,55 @@ class StoredChunk:
     title: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """One answered search or question, for ``query_analytics``."""
+
+    tenant_id: str
+    user_id: str
+    query: str
+    response_time_ms: int
+    chunks_retrieved: int
+    success: bool
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RankedChunk:
+    """One result of a hybrid search: the chunk, its fused RRF score and each leg's 1-based rank."""
+
+    chunk: StoredChunk
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+class ChunkSearch(Protocol):
+    """A whole hybrid search in one call, for an engine that holds both the vectors and the text
+    (PostgreSQL + pgvector: one SQL statement; OpenSearch could do the same in one request).
+    Without one (a vector service such as Pinecone), the domain runs the two legs and fuses."""
+
+    name: str
+
+    def hybrid(self, tenant_id: str, query: str, vector: Vector | None, *, k: int, filters: SearchFilters,
+               alpha: float, rrf_k: int, candidates: int) -> list[RankedChunk]:
+        """The ``k`` best live chunks of the tenant by reciprocal rank fusion of the vector leg
+        (weight ``alpha``, nearest to ``vector``) and the full-text leg (weight ``1 - alpha``),
+        each leg ``candidates`` deep with ``filters`` applied inside it, best first, ranked
+        exactly as ``querio.retrieval.hybrid.rrf_fuse`` ranks the two legs."""
+
+
+class TenantIndexes(Protocol):
+    """Per-tenant search indexes an engine builds once a tenant is big enough (pgvector: a
+    partial HNSW index per tenant)."""
+
+    def index_due(self, tenant_id: str) -> bool:
+        """Whether the tenant is big enough for its own index and has none (one cheap read)."""
+
+    def ensure_tenant_index(self, tenant_id: str) -> bool:
+        """Build the tenant's index if it is due and missing; whether one was built."""
+
+
 class DocumentStore(Protocol):
     """Metadata, chunks, chat and analytics (PostgreSQL in every deployment).
 
@@ -205,6 +254,9 @@ class DocumentStore(Protocol):
     # analytics -------------------------------------------------------------------------------
     def record_query(self, tenant_id: str, user_id: str, query: str, *, response_time_ms: int,
                      chunks_retrieved: int, success: bool) -> None: ...
+
+    def record_queries(self, records: Sequence[QueryRecord]) -> None:
+        """Insert many ``query_analytics`` rows in one round trip (the background writer's batch)."""
 
     def stats(self, tenant_id: str) -> TenantStats: ...
 

@@ -6,11 +6,13 @@ takes a :class:`~querio.models.Principal` and scopes all reads and writes to its
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from querio.analytics import AnalyticsWriter
 from querio.config import Settings
 from querio.errors import EmbedderMismatch, NotFound, RateLimited
 from querio.ingest.events import (
@@ -56,10 +59,14 @@ from querio.ports import (
     AnswerGenerator,
     BlobStore,
     Cache,
+    ChunkSearch,
     DocumentStore,
     DownloadUrls,
     Embedder,
+    QueryRecord,
+    RankedChunk,
     StoredChunk,
+    TenantIndexes,
     VectorStore,
     utcnow,
 )
@@ -92,29 +99,49 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
     if len(flat) <= width:
         return flat
     terms = {w.lower() for w in _WORD.findall(query) if len(w) > 2}
+    lowered = flat.lower()
+    # each term's occurrences, found once (counting them per window was ~0.2 ms per hit)
+    found = [(len(t), _occurrences(lowered, t)) for t in terms]
     best, best_at = -1, 0
     step = max(width // 4, 1)
     for start in range(0, max(len(flat) - width, 0) + step, step):
-        window = flat[start : start + width].lower()
-        hits = sum(window.count(t) for t in terms)
+        hits = sum(bisect.bisect_right(at, start + width - n) - bisect.bisect_left(at, start) for n, at in found)
         if hits > best:
             best, best_at = hits, start
     snippet = flat[best_at : best_at + width]
     return ("…" if best_at > 0 else "") + snippet + ("…" if best_at + width < len(flat) else "")
 
 
+def _occurrences(text: str, term: str) -> list[int]:
+    """Start offsets of ``term``'s non-overlapping occurrences in ``text``."""
+    out, at = [], text.find(term)
+    while at >= 0:
+        out.append(at)
+        at = text.find(term, at + len(term))
+    return out
+
+
 class QuerioService:
     def __init__(self, *, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
-                 answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None) -> None:
+                 answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None,
+                 search: ChunkSearch | None = None, indexes: TenantIndexes | None = None) -> None:
         self.settings = settings
         self.urls = urls  # None: the blob store's own presigned GETs
         self.documents = documents
         self.vectors = vectors
         self.blobs = blobs
         self.cache = cache
+        #: one-call hybrid search (both legs and the fusion in the engine); None: fuse here
+        self.search_engine = search
+        self.indexes = indexes
+        self.analytics = AnalyticsWriter(documents)
         self._embedder_factory = embedder
         self._answerer_factory = answerer
+        self._indexing: set[str] = set()
+        self._indexing_lock = threading.Lock()
+        #: tenant -> (read at, corpus version): see ``_corpus_version``
+        self._versions: dict[str, tuple[float, str]] = {}
         self.pipeline = IngestPipeline(settings, documents, vectors, blobs, lambda: self.embedder)
 
     # lazily built: health checks and document listing never load the model
@@ -260,6 +287,7 @@ class QuerioService:
         self.documents.delete_chat_session(principal.tenant_id, session_id)
 
     def stats(self, principal: Principal) -> TenantStats:
+        self.analytics.flush()  # this process's own queries are counted
         return self._usage_stats(principal.tenant_id, self.documents.stats(principal.tenant_id))
 
     def health(self) -> dict[str, object]:
@@ -284,22 +312,29 @@ class QuerioService:
         n = k * self.settings.candidate_multiplier
         if alpha > 0:
             self._check_embedder(tenant)
-        vector_refs = self.vectors.query(tenant, self._query_vector(query), n, filters) if alpha > 0 else []
+        vector = self._query_vector(query) if alpha > 0 else None
+        if self.search_engine is not None:  # one call: both legs, the fusion and the fetch
+            ranked = self.search_engine.hybrid(tenant, query, vector, k=k, filters=filters, alpha=alpha,
+                                               rrf_k=self.settings.rrf_k, candidates=n)
+        else:
+            ranked = self._fuse_here(tenant, query, vector, k, n, filters, alpha)
+        return [SearchHit(
+            chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
+            page=page_of(c.content, c.page_number, query), page_start=c.page_number, page_end=c.page_end,
+            chunk_index=c.chunk_index, score=round(r.score, 6), vector_rank=r.vector_rank,
+            text_rank=r.text_rank, snippet=make_snippet(c.content, query), content=c.content)
+            for r in ranked for c in (r.chunk,)]
+
+    def _fuse_here(self, tenant: str, query: str, vector: np.ndarray | None, k: int, n: int,
+                   filters: SearchFilters, alpha: float) -> list[RankedChunk]:
+        """The two legs from their own stores (a vector service and PostgreSQL full text), fused here."""
+        vector_refs = self.vectors.query(tenant, vector, n, filters) if vector is not None else []
         text_refs = self.documents.fulltext_search(tenant, query, n, filters) if alpha < 1 else []
         fused = rrf_fuse(vector_refs, text_refs, alpha=alpha, rrf_k=self.settings.rrf_k, limit=k)
         chunks = self.documents.fetch_chunks(tenant, [f.chunk_id for f in fused])
-        hits = []
-        for f in fused:
-            c = chunks.get(f.chunk_id)
-            if c is None:  # deleted between the two reads, or a vector with no chunk row
-                continue
-            hits.append(SearchHit(
-                chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
-                page=page_of(c.content, c.page_number, query), page_start=c.page_number, page_end=c.page_end,
-                chunk_index=c.chunk_index, score=round(f.score, 6),
-                vector_rank=f.vector_rank, text_rank=f.text_rank, snippet=make_snippet(c.content, query),
-                content=c.content))
-        return hits
+        # a chunk deleted between the reads, or a vector with no chunk row, is skipped
+        return [RankedChunk(chunks[f.chunk_id], f.score, f.vector_rank, f.text_rank)
+                for f in fused if f.chunk_id in chunks]
 
     def _check_embedder(self, tenant: str) -> None:
         """Refuse a vector search of a corpus embedded by another variant: its neighbours would be
@@ -336,14 +371,45 @@ class QuerioService:
         return Answer(answer=text, mode=mode, citations=citations, sources=sources, model=self.answerer.model)
 
     def _after_query(self, principal: Principal, query: str, hits: list[SearchHit], took_ms: float) -> None:
+        """Popular-query tally now (one cache call); the analytics row and the documents' access
+        times are queued for the background writer (``querio.analytics``), off the request path."""
         self._track_query(principal, query)
-        try:
-            self.documents.touch_documents(principal.tenant_id, list({h.document_id for h in hits}))
-            self.documents.record_query(principal.tenant_id, principal.user_id, query,
-                                        response_time_ms=int(took_ms), chunks_retrieved=len(hits),
-                                        success=bool(hits))
-        except Exception:  # analytics must never fail a search
-            log.warning("could not record query analytics", exc_info=True)
+        self.analytics.submit(
+            QueryRecord(tenant_id=principal.tenant_id, user_id=principal.user_id, query=query,
+                        response_time_ms=int(took_ms), chunks_retrieved=len(hits), success=bool(hits),
+                        created_at=utcnow()),
+            list({h.document_id for h in hits}))
+
+    def close(self) -> None:
+        """Write queued analytics, then close the database pool (tests, the CLI, the bench)."""
+        self.analytics.close()
+        self.documents.close()
+
+    def maintain_indexes(self, tenant: str, *, background: bool = True) -> None:
+        """Give the tenant its own vector index once it is big enough (``TenantIndexes``), in a
+        background thread by default (the build takes seconds to minutes; searches go on with
+        the exact or shared-index plan meanwhile). One build per tenant at a time."""
+        if self.indexes is None or not self.indexes.index_due(tenant):
+            return
+        with self._indexing_lock:
+            if tenant in self._indexing:
+                return
+            self._indexing.add(tenant)
+
+        def build() -> None:
+            try:
+                assert self.indexes is not None
+                self.indexes.ensure_tenant_index(tenant)
+            except Exception:  # a failed build leaves the tenant on its current plan
+                log.warning("could not build the vector index of tenant %r", tenant, exc_info=True)
+            finally:
+                with self._indexing_lock:
+                    self._indexing.discard(tenant)
+
+        if background:
+            threading.Thread(target=build, name=f"querio-index-{tenant}", daemon=True).start()
+        else:
+            build()
 
     def _sync_vectors(self, tenant: str, outcome: IngestOutcome, *, replaced: bool = False) -> None:
         """Copy a just-stored document's vectors to an external index (Pinecone), after the
@@ -380,7 +446,9 @@ class QuerioService:
         return f"gen:{tenant}"
 
     def _bump_generation(self, tenant: str) -> None:
+        self._versions.pop(tenant, None)
         self.cache.incr(self._generation_key(tenant))
+        self.maintain_indexes(tenant)
 
     def _result_key(self, tenant: str, kind: str, payload: dict[str, object]) -> str | None:
         """Key of a cached result, or ``None`` when caching must be skipped.
@@ -388,17 +456,29 @@ class QuerioService:
         Two generations are in the key. The cache's ``gen:`` counter is bumped by every upload,
         delete and reprocess; a bump can fail while Redis is down, so the key also carries the
         corpus version read from PostgreSQL (``DocumentStore.corpus_version``), which changes in
-        the same transaction as the corpus itself. A stale result can therefore never be served,
-        whatever Redis went through.
+        the same transaction as the corpus itself. The version is read at most once per
+        ``corpus_version_ttl_s`` per tenant and process (not per request), and forgotten at once
+        by this process's own writes: a stale result is never served after a write made here,
+        and after another process's write only if Redis also lost that write's bump, for at
+        most the TTL.
         """
         if not self.settings.result_cache:
             return None
         generation = self.cache.get_int(self._generation_key(tenant))
         if generation < 0:
             return None
-        version = self.documents.corpus_version(tenant)
+        version = self._corpus_version(tenant)
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
         return f"res:{tenant}:{generation}:{version}:{kind}:{digest}"
+
+    def _corpus_version(self, tenant: str) -> str:
+        now = time.monotonic()
+        cached = self._versions.get(tenant)
+        if cached is not None and now - cached[0] < self.settings.corpus_version_ttl_s:
+            return cached[1]
+        version = self.documents.corpus_version(tenant)
+        self._versions[tenant] = (now, version)
+        return version
 
     # --- S3, archive and restore (issue 3) --------------------------------------------------------
     #: A presigned upload stays valid this long: enough to start a large upload on a slow link.

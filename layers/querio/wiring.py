@@ -126,7 +126,8 @@ def build_vector_store(settings: Settings, documents: PostgresDocumentStore) -> 
     from querio.adapters.postgres.vectors import PgVectorStore
 
     pgvector = PgVectorStore(documents, ef_search=settings.hnsw_ef_search,
-                             exact_scan_max_rows=settings.exact_scan_max_rows)
+                             exact_scan_max_rows=settings.exact_scan_max_rows,
+                             tenant_index_min_rows=settings.tenant_index_min_rows)
     if not settings.uses_pinecone:
         return pgvector
     from querio.vectors.mirror import MirroredVectorStore
@@ -198,7 +199,9 @@ def build_answerer(settings: Settings, extractive: AnswerGenerator) -> AnswerGen
 def build_service(settings: Settings) -> QuerioService:
     """Build a service with fresh adapters for ``settings`` (migrations applied first)."""
     from querio.adapters.postgres.migrate import migrate
+    from querio.adapters.postgres.search import PostgresChunkSearch
     from querio.adapters.postgres.store import PostgresDocumentStore
+    from querio.adapters.postgres.vectors import PgVectorStore
     from querio.embedding import get_embedder
     from querio.retrieval.answer import ExtractiveAnswerer
 
@@ -206,6 +209,11 @@ def build_service(settings: Settings) -> QuerioService:
     migrate(dsn)
     documents = PostgresDocumentStore(dsn)
     vectors = build_vector_store(settings, documents)
+    pgvector = vectors if isinstance(vectors, PgVectorStore) else getattr(vectors, "pgvector", None)
+    # one statement per hybrid search when PostgreSQL serves the vectors; else the domain fuses
+    search = PostgresChunkSearch(vectors, text_depth=settings.text_depth,
+                                 budget=settings.text_budget) \
+        if isinstance(vectors, PgVectorStore) else None
 
     def embedder() -> Embedder:
         return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir,
@@ -215,7 +223,8 @@ def build_service(settings: Settings) -> QuerioService:
     return QuerioService(settings=settings, documents=documents, vectors=vectors,
                          blobs=blobs, cache=build_cache(settings), embedder=embedder,
                          answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
-                         urls=build_download_urls(settings, blobs))
+                         urls=build_download_urls(settings, blobs), search=search,
+                         indexes=pgvector if isinstance(pgvector, PgVectorStore) else None)
 
 
 @lru_cache(maxsize=1)

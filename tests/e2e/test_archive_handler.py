@@ -37,7 +37,7 @@ def svc(aws: Any, tmp_path: Path, pg_dsn: str) -> Iterator[QuerioService]:  # no
     try:
         yield service
     finally:
-        service.documents.close()
+        service.close()
 
 
 def add(svc: QuerioService, who: Principal, marker: str) -> Document:

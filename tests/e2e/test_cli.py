@@ -160,6 +160,19 @@ def test_search_and_stats(first_ingest: Ingest, data_dir: Path) -> None:
     assert as_json(stats)["documents"] == 3
 
 
+def test_vectors_index_builds_each_big_tenants_own_index_once(first_ingest: Ingest, data_dir: Path) -> None:
+    """``querio vectors index``: the local tenant (4 chunks) passes a 2-row threshold and gets its
+    own HNSW index, which the next search plans with; a second run has nothing to do."""
+    proc = run("vectors", "index", "--min-rows", "2", "--json", data_dir=data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert as_json(proc) == {"built": ["local"], "min_rows": 2}
+    again = run("vectors", "index", "--min-rows", "2", "--json", data_dir=data_dir)
+    assert as_json(again)["built"] == []
+    search = run("search", "telescope mirror", "--k", "1", "--mode", "vector", "--json", data_dir=data_dir)
+    assert as_json(search)["results"][0]["filename"] == "ASTRONOMY.PDF"
+    assert run("vectors", "index", "--min-rows", "0", data_dir=data_dir).returncode == 1
+
+
 def test_show_and_delete_a_document(first_ingest: Ingest, data_dir: Path,
                                     tmp_path: Path) -> None:
     # a document of its own, in another tenant, so the other tests' data stays as it was

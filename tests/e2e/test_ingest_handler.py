@@ -61,7 +61,7 @@ def handler(aws: Any, s3_settings: Settings) -> Iterator[Any]:  # noqa: F811
         yield ingest_handler
     finally:
         ingest_handler.set_service_factory(None)
-        service.documents.close()
+        service.close()
 
 
 def upload(s3: Any, data: bytes, tenant: str = TENANT, name: str | None = None) -> str:

@@ -447,6 +447,52 @@ def test_local_server_handles_concurrent_requests(api: ApiClient, api_settings: 
         server.server_close()
 
 
+def test_local_server_answers_health_and_search_during_an_upload(api: ApiClient, api_settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload in progress (held inside ``service.ingest`` until the other requests are done)
+    does not hold up /api/health or a search: each request has its own thread and resolver
+    state. (Before: one lock around every resolve, so health waited for the whole upload.)"""
+    uploaded(api)
+    started, release = threading.Event(), threading.Event()
+    real_ingest = api.service.ingest
+
+    def held_ingest(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(60)
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(api.service, "ingest", held_ingest)
+    server = local_server.make_server("127.0.0.1", 0, settings=api_settings, tenant="tenant-a", user="user-9")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    body, content_type = multipart_body({"file": ("second.pdf", make_text_pdf(["Another manual, page one."]),
+                                                  "application/pdf")})
+    upload_reply: dict[str, Any] = {}
+
+    def upload() -> None:
+        req = urllib.request.Request(f"{base}/api/documents", data=body, headers={"Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            upload_reply["status"], upload_reply["body"] = r.status, json.loads(r.read())
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    try:
+        uploader.start()
+        assert started.wait(60)
+        with urllib.request.urlopen(f"{base}/api/health", timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["status"] == "ok"
+        req = urllib.request.Request(f"{base}/api/search", data=json.dumps({"query": PUNCTURE, "k": 1}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.loads(r.read())["results"][0]["page"] == 2
+        assert uploader.is_alive() and not upload_reply  # still uploading
+    finally:
+        release.set()
+        uploader.join(120)
+        server.shutdown()
+        server.server_close()
+    assert upload_reply["status"] == 201 and upload_reply["body"]["outcome"]["status"] == "ingested"
+
+
 def test_local_server_event_shape() -> None:
     headers = {"Content-Type": "application/json", "X-Multi": "1"}
     event = local_server.build_event("POST", "/api/search?a=1&a=2&b=", headers, b'{"q": 1}',

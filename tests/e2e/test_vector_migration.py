@@ -133,7 +133,7 @@ def test_cut_over_with_shadow_keeps_both_stores_in_step(corpus: QuerioService, s
         cut.reprocess(alice, alice_doc.id)
         assert counts(target) == source.live_counts(store)
     finally:
-        cut.documents.close()
+        cut.close()
 
 
 def test_reconcile_repairs_missing_vectors_and_orphans(corpus: QuerioService, settings: Settings,

@@ -118,15 +118,16 @@ def test_hnsw_index_and_pgvector_version(corpus: Corpus) -> None:
 
 def test_small_tenant_hnsw_path_returns_k(corpus: Corpus) -> None:
     vectors = PgVectorStore(corpus.store, exact_scan_max_rows=0)  # force the HNSW path
-    plan = vectors.explain(SMALL, _near(corpus, SMALL, 0), K, NOFILTER, hnsw=True)
-    assert HNSW_INDEX in plan
+    explained = vectors.explain(SMALL, _near(corpus, SMALL, 0), K, NOFILTER, hnsw=True)
+    assert HNSW_INDEX in explained
     assert HNSW_INDEX not in vectors.explain(SMALL, _near(corpus, SMALL, 0), K, NOFILTER, hnsw=False)
     rows = (3, 50, 120, 180)
     short, recalls = [], []
     for row in rows:
         q = _near(corpus, SMALL, row, seed=row)
         with corpus.store.connection() as conn, conn.transaction():
-            short.append(len(vectors._hnsw(conn, SMALL, PgVector(q), K, NOFILTER)) < K)
+            plan = vectors.plan(conn, SMALL, NOFILTER, K, force_hnsw=True)
+            short.append(len(vectors._run(conn, SMALL, PgVector(q), K, NOFILTER, plan)) < K)
         refs = vectors.query(SMALL, q, K, NOFILTER)
         _assert_well_formed(corpus, SMALL, refs, K)  # 5% tenant still gets k rows
         assert refs[0].chunk_id == corpus.ids[SMALL][row]

@@ -133,7 +133,7 @@ def client_for(tmp_path: Path, pg_dsn: str) -> Iterator[object]:
     yield make
     router.set_service_factory(None)
     for s in built:
-        s.documents.close()
+        s.close()
 
 
 def test_rate_limit_is_429_with_retry_after(client_for, cache: RedisCache | MemoryCache) -> None:
@@ -214,7 +214,7 @@ def test_redis_down_or_slow_mid_test_answers_still_come(tmp_path: Path, pg_dsn: 
         assert observability.counters["CacheErrors"] > errors_before
         assert cache.errors > 0
     finally:
-        service.documents.close()
+        service.close()
 
 
 def test_a_failed_generation_bump_never_serves_a_stale_result(tmp_path: Path, pg_dsn: str, redis_url: str,
@@ -234,4 +234,4 @@ def test_a_failed_generation_bump_never_serves_a_stale_result(tmp_path: Path, pg
         after = service.search(me, request)
         assert after.results == [] and not after.cached
     finally:
-        service.documents.close()
+        service.close()

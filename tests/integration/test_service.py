@@ -118,6 +118,28 @@ def test_concurrent_ingests_of_the_same_file_make_one_document(service: QuerioSe
     assert service.list_documents(alice).total == 1
 
 
+def test_search_path_reads_the_corpus_version_once_and_writes_analytics_later(
+        service: QuerioService, alice: Principal, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the request path: the corpus version is read once per tenant (not per search) until
+    this process writes, and query analytics are written by the background writer, not by the
+    search (stats() flushes it)."""
+    service.ingest(alice, make_text_pdf(PAGES), "one.pdf")
+    reads: list[str] = []
+    real_version = service.documents.corpus_version
+    monkeypatch.setattr(service.documents, "corpus_version", lambda t: reads.append(t) or real_version(t))
+    writes: list[int] = []
+    real_record = service.documents.record_queries
+    monkeypatch.setattr(service.documents, "record_queries", lambda rs: writes.append(len(rs)) or real_record(rs))
+    monkeypatch.setattr(service.documents, "record_query", lambda *a, **kw: pytest.fail("written on the request path"))
+    for q in ("fix a flat tyre", "knead the dough", "fix a flat tyre", "tomato stakes"):
+        service.search(alice, SearchRequest(query=q, k=3))
+    assert reads == [alice.tenant_id]
+    assert service.stats(alice).queries == 3 and sum(writes) == 3  # a cached answer is not recorded
+    service.ingest(alice, make_text_pdf(["Another page about tomatoes."]), "two.pdf")
+    service.search(alice, SearchRequest(query="tomato stakes", k=3))
+    assert reads == [alice.tenant_id] * 2  # this process's write forgot the version
+
+
 def test_delete_removes_blob_chunks_vectors_and_cached_results(service: QuerioService, alice: Principal,
                                                                pg_dsn: str) -> None:
     outcome = service.ingest(alice, make_text_pdf(PAGES), "gone.pdf")

@@ -2,9 +2,9 @@
 
 Each HTTP request becomes an API Gateway HTTP API (payload v2) event (:func:`build_event`)
 with a JWT-authorizer claim set for the local user and tenant, and is answered by
-``router.app.resolve(event, context)``, exactly as in AWS. The resolver keeps per-request
-state on the app (and on Powertools class attributes), so resolves are serialized by one
-lock: requests are accepted concurrently, handled one at a time.
+``router.app.resolve(event, context)``, exactly as in AWS. Requests are handled concurrently,
+one thread each (the resolver keeps its per-request state per thread: ``QuerioResolver``), so a
+long upload does not hold up health checks or searches.
 
 - Binds to loopback by default (there is no authentication in front of it).
 - A body larger than the limit (``QUERIO_MAX_FILE_BYTES`` + multipart framing) is refused
@@ -116,7 +116,6 @@ class QuerioHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], *, max_body: int, claims: dict[str, str]) -> None:
         self.max_body = max_body
         self.claims = claims
-        self.resolve_lock = threading.Lock()
         super().__init__(address, _Handler)
 
 
@@ -153,8 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         event = build_event(self.command, self.path, dict(self.headers.items()), body, request_id=request_id,
                             source_ip=self.client_address[0], claims=self.server.claims)
-        with self.server.resolve_lock:
-            result = router.app.resolve(event, LocalContext(aws_request_id=request_id))
+        result = router.app.resolve(event, LocalContext(aws_request_id=request_id))
         self._write_result(result)
         self._log(started, int(result.get("statusCode", 500)), length)
 

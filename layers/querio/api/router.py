@@ -49,6 +49,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -151,12 +152,39 @@ def file_too_large(size: int, limit: int, settings: Settings, what: str = "the f
 # --- the resolver ----------------------------------------------------------------------------
 
 
+class _RequestState(threading.local):
+    """What Powertools keeps per request on the app (and on ``BaseRouter``, a class attribute)."""
+
+    def __init__(self) -> None:
+        self.event: Any = None
+        self.lambda_context: Any = None
+        self.context: dict[str, Any] = {}
+        self.frames: list[str] = []
+
+
+def _per_thread(name: str) -> property:
+    return property(lambda self: getattr(self._state, name), lambda self, value: setattr(self._state, name, value))
+
+
 class QuerioResolver(APIGatewayHttpResolver):
     """``APIGatewayHttpResolver`` plus a pre-dispatch guard (identity, body size and encoding).
 
     Powertools validates the body before any middleware runs, so checks that must precede
     parsing (401 before 422; 413 before decoding a huge body) run in :meth:`resolve`.
+
+    The request state Powertools keeps on the app (the event, the Lambda context, the routing
+    context, the middleware frames) is per thread here, so ``querio serve`` resolves requests
+    concurrently (a Lambda container handles one at a time anyway).
     """
+
+    current_event = _per_thread("event")
+    lambda_context = _per_thread("lambda_context")
+    context = _per_thread("context")
+    processed_stack_frames = _per_thread("frames")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._state = _RequestState()
+        super().__init__(*args, **kwargs)
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext | Any) -> dict[str, Any]:
         head = False
@@ -175,6 +203,9 @@ class QuerioResolver(APIGatewayHttpResolver):
             builder: ResponseBuilder[Any] = ResponseBuilder(to_response(exc, str(rid) if rid else None),
                                                             serializer=self._serializer)
             return builder.build(APIGatewayProxyEventV2(dict(event)))
+        # this thread's view; Powertools also sets BaseRouter's class attributes, which we never read
+        self.current_event = self._to_proxy_event(dict(event))
+        self.lambda_context = context
         if principal is not None:
             self.append_context(**{_PRINCIPAL_KEY: principal})
         result = super().resolve(event, context)

@@ -4,6 +4,7 @@
                            [--stop-after N] [--restart] [--no-verify] [--questions FILE] [--k K] [--json]
     querio vectors verify [--questions FILE] [--sample N] [--k K] [--json]
     querio vectors reconcile [--dry-run] [--json]
+    querio vectors index [--min-rows N] [--json]
 
 Pinecone comes from the usual settings (``QUERIO_PINECONE_INDEX``, ``QUERIO_PINECONE_API_KEY`` or
 ``..._SECRET_ARN``, optional ``QUERIO_PINECONE_HOST``) whatever ``QUERIO_VECTOR_BACKEND`` says.
@@ -34,7 +35,8 @@ DEFAULT_QUESTIONS = Path(__file__).resolve().parents[3].parent / "shared" / "eva
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, as_json: argparse.ArgumentParser) -> None:
     """Register ``vectors migrate | verify | reconcile`` on the CLI's sub-parsers."""
-    vectors = sub.add_parser("vectors", parents=[common], help="move vectors to Pinecone, verify, reconcile")
+    vectors = sub.add_parser("vectors", parents=[common],
+                             help="per-tenant vector indexes; move vectors to Pinecone, verify, reconcile")
     vsub = vectors.add_subparsers(dest="vectors_command", required=True, metavar="ACTION")
 
     checks = argparse.ArgumentParser(add_help=False)
@@ -63,6 +65,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, as_json: argparse.Argu
                         help="re-upsert chunk rows missing in Pinecone, delete Pinecone orphans")
     p.add_argument("--dry-run", action="store_true", help="count only")
     p.set_defaults(func=cmd_reconcile)
+
+    p = vsub.add_parser("index", parents=[common, as_json],
+                        help="build the own HNSW index of every tenant above the size threshold (idempotent)")
+    p.add_argument("--min-rows", type=int, metavar="N",
+                   help="chunk rows a tenant needs (default QUERIO_TENANT_INDEX_MIN_ROWS)")
+    p.set_defaults(func=cmd_index)
 
 
 def _stores(ctx: Ctx) -> tuple[PostgresDocumentStore, PgVectorStore]:
@@ -186,4 +194,19 @@ def cmd_reconcile(ctx: Ctx) -> int:
                       f" {verb[1]} {t.orphans:,} orphans")
     if not report.tenants:
         ctx.out.print("no tenants with vectors")
+    return 0
+
+
+def cmd_index(ctx: Ctx) -> int:
+    """Build missing per-tenant HNSW indexes (ingest builds them too, in the background)."""
+    _, pgvector = _stores(ctx)
+    min_rows = ctx.args.min_rows if ctx.args.min_rows is not None else ctx.settings.tenant_index_min_rows
+    if min_rows <= 0:
+        raise ValidationFailed("--min-rows (or QUERIO_TENANT_INDEX_MIN_ROWS) must be positive")
+    built = pgvector.ensure_tenant_indexes(min_rows=min_rows)
+    if ctx.json:
+        ctx.emit_json({"built": built, "min_rows": min_rows})
+    else:
+        ctx.out.print(f"built {len(built)} tenant index(es)" + (f": {', '.join(built)}" if built else "")
+                      + f" (tenants above {min_rows:,} chunks)")
     return 0

@@ -34,9 +34,18 @@ log = logging.getLogger(__name__)
 
 DATABASE = "querio"
 
+#: Server settings for search (PostgreSQL's defaults are sized for a 1990s machine): the hot vector
+#: index and postings stay in shared buffers, and an HNSW graph of a few hundred thousand rows is
+#: built in memory (a graph that outgrows maintenance_work_mem is built far more slowly).
+#: ``ALTER SYSTEM`` once per cluster; shared_buffers applies from the server's next start.
+SERVER_SETTINGS = {"shared_buffers": "256MB", "effective_cache_size": "2GB", "maintenance_work_mem": "512MB"}
 
-def start_embedded(pg_dir: Path, *, database: str = DATABASE) -> str:
+
+def start_embedded(pg_dir: Path, *, database: str = DATABASE, settings: dict[str, str] | None = None) -> str:
     """Start (or join) the server whose data lives in ``pg_dir`` and return a DSN for ``database``.
+
+    ``settings`` (default :data:`SERVER_SETTINGS`) are written with ``ALTER SYSTEM`` where they
+    differ, and reloaded; see :func:`pending_restart` for those that need a restart.
 
     ``pg_dir`` may be relative (``.querio/pg``): it is resolved against the working directory
     and its parents are created. The database is created if missing. Raises
@@ -58,7 +67,26 @@ def start_embedded(pg_dir: Path, *, database: str = DATABASE) -> str:
         raise ConfigurationError(f"cannot start embedded PostgreSQL in {pg_dir}: {exc!r}"
                                  f"{_log_tail(pg_dir)}") from exc
     prepare_database(admin_dsn, database)
+    configure_server(admin_dsn, SERVER_SETTINGS if settings is None else settings)
     return str(server.get_uri(database=database))
+
+
+def configure_server(admin_dsn: str, settings: dict[str, str]) -> None:
+    """``ALTER SYSTEM SET`` each setting not yet written with this value, then reload."""
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
+        written = {r[0]: r[1] for r in conn.execute(
+            "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf'")}
+        stale = {k: v for k, v in settings.items() if written.get(k) != v}
+        for name, value in stale.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        if stale:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def pending_restart(admin_dsn: str) -> list[str]:
+    """Settings written but waiting for a server restart (shared_buffers)."""
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
+        return [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart")]
 
 
 def stop_embedded(pg_dir: Path) -> None:

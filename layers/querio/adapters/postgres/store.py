@@ -49,7 +49,7 @@ from querio.models import (
     SearchFilters,
     TenantStats,
 )
-from querio.ports import StoredChunk, Vector
+from querio.ports import QueryRecord, StoredChunk, Vector
 
 log = logging.getLogger(__name__)
 #: Pooled connections idle longer than this (seconds) are pinged before use.
@@ -67,9 +67,16 @@ ACCESS_GRANULARITY_S = 3600
 LIVE_CHUNKS = sql.SQL(
     "document_chunks c JOIN documents d ON d.id = c.document_id AND d.tenant_id = c.tenant_id"
 )
-LIVE_WHERE = sql.SQL(
-    "c.tenant_id = %(tenant)s AND d.deleted_at IS NULL AND d.processing_status = 'completed'"
-)
+
+
+def live_where(tenant: sql.Composable | None = None) -> sql.Composed:
+    """The liveness predicate of ``LIVE_CHUNKS`` for one tenant (the ``%(tenant)s`` placeholder by
+    default; a literal where the planner must see the value, e.g. to match a partial index)."""
+    tenant = sql.Placeholder("tenant") if tenant is None else tenant
+    return sql.SQL("c.tenant_id = {} AND d.deleted_at IS NULL AND d.processing_status = 'completed'").format(tenant)
+
+
+LIVE_WHERE = live_where()
 
 #: Okapi BM25 parameters: the usual defaults (Robertson & Zaragoza 2009; Lucene's too).
 BM25_K1 = 1.2
@@ -149,13 +156,20 @@ class PostgresDocumentStore:
     # plumbing ------------------------------------------------------------------------------------
     def _configure(self, conn: Conn) -> None:
         """Per new connection: session settings and the pgvector adapters."""
+        # work_mem: a search's BM25 aggregates a few thousand postings; at the default 4 MB its
+        # hash aggregate spilled to disk (bench scale section, 10K chunks)
         conn.execute("SELECT set_config('statement_timeout', %s, false),"
-                     " set_config('TimeZone', 'UTC', false)", (str(self._statement_timeout_ms),))
+                     " set_config('TimeZone', 'UTC', false), set_config('work_mem', '32MB', false)",
+                     (str(self._statement_timeout_ms),))
         try:
             register_vector(conn)  # dumpers/loaders for vector and bit (and halfvec/sparsevec on >= 0.7)
         except psycopg.ProgrammingError:
             # the vector type is missing: migrations have not run yet on this database.
             log.warning("pgvector type not found; run querio.adapters.postgres.migrate.migrate() first")
+
+    def reset_session(self, conn: Conn) -> None:
+        """Put a pooled connection's session settings back (after a maintenance statement)."""
+        self._configure(conn)
 
     def _get_pool(self) -> ConnectionPool[Conn]:
         if self._pool is None:
@@ -399,6 +413,7 @@ class PostgresDocumentStore:
             ).fetchone()
             if locked is None:
                 raise NotFound(f"document {document_id} not found")
+            old_terms = _terms_of(conn, tenant_id, document_id)
             removed = conn.execute(
                 "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s RETURNING term_count",
                 (document_id, tenant_id)).fetchall()
@@ -413,7 +428,7 @@ class PostgresDocumentStore:
                         ch.page_end, ch.char_start, ch.char_end, len(ch.content), ch.token_count, ch.section,
                         None if embeddings is None else PgVector(embeddings[i]),
                     ))
-            terms = _index_terms(conn, tenant_id, document_id)
+            terms = _index_terms(conn, tenant_id, document_id, removed=old_terms)
             # last, so the tenant's counter row is locked only for the commit (concurrent
             # ingests of one tenant queue on it); lock order is always document → counter
             _bump_usage(conn, tenant_id, len(chunks) - len(removed),
@@ -462,9 +477,10 @@ class PostgresDocumentStore:
         Idempotent: purging a missing id (or another tenant's) does nothing, so a retried
         cleanup never fails.
         """
-        with self.connection() as conn:
-            # one statement, so the counter moves in the same transaction as the cascade
-            # (the `rows` CTE reads the snapshot from before the delete)
+        with self.connection() as conn, conn.transaction():
+            # the counters move in the same transaction as the cascade (the `rows` CTE reads
+            # the snapshot from before the delete)
+            _move_df(conn, tenant_id, None, _terms_of(conn, tenant_id, document_id), {"tenant": tenant_id})
             conn.execute(
                 "WITH rows AS (SELECT count(*) AS n, COALESCE(sum(term_count), 0) AS terms"
                 "  FROM document_chunks WHERE document_id = %(id)s AND tenant_id = %(tenant)s),"
@@ -481,32 +497,18 @@ class PostgresDocumentStore:
 
         ``score = Σ idf(t) · tf·(k1+1) / (tf + k1·(1 - b + b·|d|/avgdl))`` with
         ``idf(t) = ln(1 + (N - df + 0.5)/(df + 0.5))``, k1 = 1.2, b = 0.75 (Robertson & Zaragoza
-        2009). Postings come from ``chunk_terms`` (migration 0002); N and avgdl from
-        ``tenant_usage``; df counts the tenant's postings, deleted-but-unpurged chunks included
-        (as Lucene counts deleted documents until a merge). Filters and liveness apply before
-        the LIMIT. Ties break on chunk id. An empty or stop-word-only query returns ``[]``.
+        2009). Postings come from ``chunk_terms`` (migration 0002); df from ``tenant_terms``, N
+        and avgdl from ``tenant_usage`` (migration 0005, kept at write time); df counts the
+        tenant's postings, deleted-but-unpurged chunks included (as Lucene counts deleted
+        documents until a merge). Filters and liveness apply before the LIMIT. Ties break on
+        chunk id. An empty or stop-word-only query returns ``[]``. The SQL (and how it avoids
+        summing every posting) is :func:`querio.adapters.postgres.search.text_leg`.
         """
+        from querio.adapters.postgres.search import fulltext_statement  # it builds on this module
+
         if k <= 0 or not query.strip():
             return []
-        where, params = search_filter_sql(filters)
-        stmt = sql.SQL(
-            "WITH ql AS MATERIALIZED (SELECT DISTINCT l AS lexeme"
-            "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l),"
-            " post AS MATERIALIZED (SELECT t.lexeme, t.chunk_id, t.tf, t.dl FROM chunk_terms t"
-            "  JOIN ql ON t.lexeme = ql.lexeme WHERE t.tenant_id = %(tenant)s),"
-            " df AS (SELECT lexeme, count(*)::float8 AS df FROM post GROUP BY lexeme),"
-            " st AS (SELECT GREATEST(chunk_rows, 1)::float8 AS n,"
-            "  GREATEST(term_occurrences, 1)::float8 / GREATEST(chunk_rows, 1) AS avgdl"
-            "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
-            " scored AS (SELECT p.chunk_id, sum(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5))"
-            "   * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / st.avgdl))) AS score"
-            "  FROM post p JOIN df ON df.lexeme = p.lexeme CROSS JOIN st GROUP BY p.chunk_id)"
-            " SELECT s.chunk_id, s.score FROM scored s JOIN {live} ON c.id = s.chunk_id"
-            " WHERE {live_where} {filters}"
-            " ORDER BY s.score DESC, s.chunk_id LIMIT %(k)s"
-        ).format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
-        # PostgreSQL text cannot hold NUL; a stray one must not turn a search into an error
-        params.update(tenant=tenant_id, query=query.replace("\x00", " "), k=k, k1=BM25_K1, b=BM25_B)
+        stmt, params = fulltext_statement(tenant_id, query, k, filters)
         with self.connection() as conn:
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
@@ -647,6 +649,20 @@ class PostgresDocumentStore:
                 (tenant_id, uid, query, response_time_ms, chunks_retrieved, success),
             )
 
+    def record_queries(self, records: Sequence[QueryRecord]) -> None:
+        """Many ``query_analytics`` rows in one INSERT (users resolved through the cache)."""
+        if not records:
+            return
+        with self.connection() as conn:
+            users = [self._user_id(conn, r.tenant_id, r.user_id) for r in records]
+            conn.execute(
+                "INSERT INTO query_analytics (tenant_id, user_id, query, response_time_ms, chunks_retrieved,"
+                " success, created_at) SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::int[],"
+                " %s::int[], %s::bool[], %s::timestamptz[])",
+                ([r.tenant_id for r in records], users, [r.query.replace("\x00", " ") for r in records],
+                 [r.response_time_ms for r in records], [r.chunks_retrieved for r in records],
+                 [r.success for r in records], [r.created_at for r in records]))
+
     def stats(self, tenant_id: str) -> TenantStats:
         """Counts over the tenant's live documents (chunks from ``documents.chunk_count``)
         and its recorded queries. ``popular_queries``/``daily_active_users`` are left for
@@ -779,6 +795,7 @@ class PostgresDocumentStore:
             if conn.execute("SELECT 1 FROM documents WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
                             " FOR UPDATE", (document_id, tenant_id)).fetchone() is None:
                 raise NotFound(f"document {document_id} not found")
+            _move_df(conn, tenant_id, None, _terms_of(conn, tenant_id, document_id), {"tenant": tenant_id})
             removed = conn.execute(
                 "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s RETURNING term_count",
                 (document_id, tenant_id)).fetchall()
@@ -840,6 +857,7 @@ class PostgresDocumentStore:
                                 " AND part_no = %s FOR UPDATE", (document_id, tenant_id, part_no)).fetchone()
             if part is None or part[0] == "done":
                 return None
+            old_terms = _terms_of(conn, tenant_id, document_id, lo, hi)
             removed = conn.execute(
                 "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s"
                 " AND chunk_index >= %s AND chunk_index < %s RETURNING term_count",
@@ -852,21 +870,7 @@ class PostgresDocumentStore:
                         ch.page_number, ch.page_end, ch.char_start, ch.char_end, len(ch.content), ch.token_count,
                         ch.section, None if embeddings is None else PgVector(embeddings[i]),
                     ))
-            conn.execute(
-                "UPDATE document_chunks c SET term_count = COALESCE("
-                " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
-                " WHERE c.document_id = %s AND c.tenant_id = %s AND c.chunk_index >= %s AND c.chunk_index < %s",
-                (document_id, tenant_id, lo, hi))
-            conn.execute(
-                "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
-                " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
-                " FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
-                " WHERE c.document_id = %s AND c.tenant_id = %s AND c.chunk_index >= %s AND c.chunk_index < %s",
-                (document_id, tenant_id, lo, hi))
-            terms_row = conn.execute(
-                "SELECT COALESCE(sum(term_count), 0) FROM document_chunks WHERE document_id = %s AND tenant_id = %s"
-                " AND chunk_index >= %s AND chunk_index < %s", (document_id, tenant_id, lo, hi)).fetchone()
-            terms = int(terms_row[0]) if terms_row else 0
+            terms = _index_terms(conn, tenant_id, document_id, removed=old_terms, lo=lo, hi=hi)
             conn.execute(
                 "UPDATE ingest_parts SET status = 'done', chunk_count = %s, word_count = %s, empty_pages = %s,"
                 " info = %s, embedder_variant = %s, finished_at = now(), updated_at = now()"
@@ -967,6 +971,54 @@ class PostgresDocumentStore:
                          " WHERE id = %s AND tenant_id = %s", (variant, document_id, tenant_id))
         return True
 
+    # bulk loads (benchmarks, imports) ------------------------------------------------------------
+    def bulk_load(self, tenant_id: str, documents: Sequence[tuple[uuid.UUID, str, Sequence[str]]],
+                  chunks: Sequence[tuple[uuid.UUID, str, int, int]], embeddings: Vector | None,
+                  embedder_variant: str | None = None) -> None:
+        """Load completed documents and their chunks straight into the schema, the way ingest
+        would leave them, in one transaction: ``documents`` as ``(id, filename, tags)``,
+        ``chunks`` as ``(document_id, content, chunk_index, page)`` row-aligned with
+        ``embeddings``; both with binary COPY. Postings, document frequencies and the tenant's
+        counters are then written set-wise with the ingest path's own statements.
+        ``embedder_variant``: what made ``embeddings`` (``Embedder.variant``), recorded per document
+        so that vector search accepts the corpus."""
+        if embeddings is not None and embeddings.shape[0] != len(chunks):
+            raise ValidationFailed(f"embeddings shape {embeddings.shape} does not match {len(chunks)} chunks")
+        with self.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")  # a bulk load may take minutes
+            with conn.cursor().copy(
+                    "COPY documents (id, tenant_id, filename, original_filename, file_size, content_sha256,"
+                    " storage_type, processing_status, processed, chunk_count, tags, embedder_variant)"
+                    " FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["uuid", "text", "text", "text", "int8", "text", "text", "text", "bool", "int4",
+                                "text[]", "text"])
+                counts: dict[uuid.UUID, int] = {}
+                for doc_id, _, _, _ in chunks:
+                    counts[doc_id] = counts.get(doc_id, 0) + 1
+                for doc_id, filename, tags in documents:
+                    copy.write_row((doc_id, tenant_id, filename, filename, 0, doc_id.hex + doc_id.hex,
+                                    "filesystem", "completed", True, counts.get(doc_id, 0), list(tags),
+                                    embedder_variant))
+            with conn.cursor().copy(_CHUNK_COPY) as copy:
+                copy.set_types(_CHUNK_COPY_TYPES)
+                for i, (doc_id, content, index, page) in enumerate(chunks):
+                    text = content.replace("\x00", "")
+                    copy.write_row((uuid.uuid4(), doc_id, tenant_id, text, index, page, page, 0, len(text), len(text),
+                                    0, None, None if embeddings is None else PgVector(embeddings[i])))
+            params = {"tenant": tenant_id, "docs": [d[0] for d in documents]}
+            where = "c.tenant_id = %(tenant)s AND c.document_id = ANY(%(docs)s::uuid[])"
+            conn.execute("UPDATE document_chunks c SET term_count = COALESCE((SELECT sum(cardinality(u.positions))"
+                         f" FROM unnest(c.content_tsv) u), 0) WHERE {where}", params)
+            conn.execute("INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
+                         " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
+                         f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {where}", params)
+            _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=where)), ([], []), params)
+            row = conn.execute(f"SELECT count(*), COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {where}",
+                               params).fetchone()
+            assert row is not None
+            _bump_usage(conn, tenant_id, int(row[0]), int(row[1]))
+
     # lifecycle ------------------------------------------------------------------------------------
     def healthy(self) -> bool:
         """``SELECT 1`` within ~2 s (or ``connect_timeout_s``); ``False`` on any failure, never raises."""
@@ -1037,25 +1089,72 @@ def _retire_superseded(conn: Conn, tenant_id: str, document_id: uuid.UUID, bucke
     return doc
 
 
-def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID) -> int:
-    """Write the BM25 postings of the document's (just copied) chunks; return the document's
-    total term occurrences. Runs inside the caller's transaction, all in SQL: the lexemes come
-    from each chunk's generated ``content_tsv``, so postings and the GIN index agree."""
+#: A document's chunks, or (``lo``/``hi`` set) those of one part's chunk_index range.
+_DOC_CHUNKS = ("c.document_id = %(doc)s AND c.tenant_id = %(tenant)s"
+               " AND (%(lo)s::int IS NULL OR c.chunk_index >= %(lo)s)"
+               " AND (%(hi)s::int IS NULL OR c.chunk_index < %(hi)s)")
+
+Terms = tuple[list[str], list[int]]  # lexemes and their chunk counts (document frequencies)
+
+#: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
+#: (the source of their postings) rather than from the postings table.
+_LEXEME_COUNTS = ("SELECT u.lexeme, count(*) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+                  " WHERE {where} GROUP BY u.lexeme")
+
+
+def _doc_params(tenant_id: str, document_id: uuid.UUID, lo: int | None, hi: int | None) -> dict[str, Any]:
+    return {"doc": document_id, "tenant": tenant_id, "lo": lo, "hi": hi}
+
+
+def _terms_of(conn: Conn, tenant_id: str, document_id: uuid.UUID, lo: int | None = None,
+              hi: int | None = None) -> Terms:
+    """Per lexeme, how many of the document's (range's) chunks hold it: what their removal
+    takes from the tenant's document frequencies. Read before the chunks are deleted."""
+    params = _doc_params(tenant_id, document_id, lo, hi)
+    rows = conn.execute(_LEXEME_COUNTS.format(where=_DOC_CHUNKS), params).fetchall()
+    return [r[0] for r in rows], [int(r[1]) for r in rows]
+
+
+def _move_df(conn: Conn, tenant_id: str, added: sql.Composable | None, removed: Terms, params: dict[str, Any]) -> None:
+    """Apply added (a ``SELECT lexeme, n`` over the new postings) minus removed document
+    frequencies to ``tenant_terms`` in ONE statement, rows taken in lexeme order: concurrent
+    writers of one tenant lock the shared lexemes in the same order, so they queue instead of
+    deadlocking. A row is never deleted (a lexeme back at df 0 is kept for the next time)."""
+    parts: list[sql.Composable] = []
+    if added is not None:
+        parts.append(added)
+    if removed[0]:
+        parts.append(sql.SQL("SELECT l, -n FROM unnest(%(rm_lex)s::text[], %(rm_n)s::int[]) AS r(l, n)"))
+        params = params | {"rm_lex": removed[0], "rm_n": removed[1]}
+    if not parts:
+        return
+    conn.execute(sql.SQL(
+        "INSERT INTO tenant_terms (tenant_id, lexeme, df)"
+        " SELECT %(tenant)s, lexeme, sum(n) FROM ({}) AS delta(lexeme, n)"
+        " GROUP BY lexeme HAVING sum(n) <> 0 ORDER BY lexeme"
+        " ON CONFLICT (tenant_id, lexeme) DO UPDATE SET df = GREATEST(0, tenant_terms.df + EXCLUDED.df)"
+    ).format(sql.SQL(" UNION ALL ").join(parts)), params)
+
+
+def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID, *, removed: Terms | None = None,
+                 lo: int | None = None, hi: int | None = None) -> int:
+    """Write the BM25 postings of the document's (just copied) chunks, or of its part's chunk
+    range, and move the tenant's document frequencies by them minus ``removed`` (the chunks
+    they replaced); return the chunks' total term occurrences. Runs inside the caller's
+    transaction, all in SQL: the lexemes come from each chunk's generated ``content_tsv``, so
+    postings and the GIN index agree."""
+    params = _doc_params(tenant_id, document_id, lo, hi)
     conn.execute(
         "UPDATE document_chunks c SET term_count = COALESCE("
         " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
-        " WHERE c.document_id = %s AND c.tenant_id = %s",
-        (document_id, tenant_id),
-    )
+        f" WHERE {_DOC_CHUNKS}", params)
     conn.execute(
         "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
         " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
-        " FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
-        " WHERE c.document_id = %s AND c.tenant_id = %s",
-        (document_id, tenant_id),
-    )
-    row = conn.execute("SELECT COALESCE(sum(term_count), 0) FROM document_chunks"
-                       " WHERE document_id = %s AND tenant_id = %s", (document_id, tenant_id)).fetchone()
+        f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {_DOC_CHUNKS}", params)
+    _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=_DOC_CHUNKS)), removed or ([], []), params)
+    row = conn.execute(f"SELECT COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {_DOC_CHUNKS}",
+                       params).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -1,0 +1,251 @@
+"""The hybrid-search SQL: both legs, RRF fusion and the chunk fetch in ONE statement.
+
+``PostgresChunkSearch.hybrid`` answers a whole search in one round trip (the domain's other
+path, a vector service plus the full-text leg fused in Python, is ``QuerioService._retrieve``
+with ``rrf_fuse``; both give the same ranking, tests/integration/test_hybrid_search.py):
+
+* the vector leg: the ``n`` nearest live chunks of the tenant, under the plan
+  ``PgVectorStore.plan`` picks (the tenant's own HNSW index, an exact scan, or the shared
+  index), filters inside the scan;
+* the full-text leg: the ``n`` best live chunks by Okapi BM25 (:func:`text_leg`);
+* RRF fusion exactly as ``querio.retrieval.hybrid.rrf_fuse`` (same float operations, same
+  tie-breaks), then the ``k`` best joined with their document for the answer.
+
+Filters and the tenant apply inside each leg, before its LIMIT. On pgvector < 0.8 an HNSW
+vector leg that yields fewer than ``n`` rows is redone with the exact scan (a second
+statement, only then).
+
+BM25 at scale (migration 0005). Document frequencies come from ``tenant_terms`` (kept at write
+time), N and avgdl from ``tenant_usage``. Without filters, the leg does not sum every posting
+of every query lexeme. The query's rarest lexemes are read whole, rarest first, while their
+postings fit in ``text_budget`` (they decide which chunks score high); each other lexeme's
+``text_depth`` best postings by impact (the BM25 term-frequency part at a reference length) come
+from ``idx_chunk_terms_impact``. The chunks met are scored with the exact BM25 of the lexemes they
+were met with, the ``text_rescore`` best get the exact contributions of the cut lexemes added
+(probes by chunk and lexeme), and those are ranked. A query whose lexemes all fit in the budget
+(every query on a small tenant) is ranked exactly as full BM25; otherwise the leg is measured
+against full BM25 in ``make bench`` (recall@10). With a selective filter (documents, tags)
+every chunk it keeps is scored exactly; with page/date filters the postings read are those of
+chunks that pass them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from querio.adapters.postgres.store import (
+    BM25_B,
+    BM25_K1,
+    LIVE_CHUNKS,
+    LIVE_WHERE,
+    search_filter_sql,
+)
+from querio.adapters.postgres.vectors import PgVectorStore, VectorPlan, query_vector
+from querio.models import ChunkRef, SearchFilters
+from querio.ports import RankedChunk, StoredChunk, Vector
+
+#: postings of the query's rarest lexemes read whole (lexemes taken rarest first while they fit)
+TEXT_BUDGET = 20_000
+#: postings read from each other lexeme, best impact first
+TEXT_DEPTH = 200
+#: chunks whose partial score is among this many best get their missing lexemes added
+TEXT_RESCORE = 200
+#: RRF tie-break for a chunk one leg did not return (``rrf_fuse``'s ``1 << 30``)
+_NO_RANK = 1 << 30
+
+_BM25 = ("{q}.idf * {p}.tf * (%(k1)s + 1) / ({p}.tf + %(k1)s * (1 - %(b)s + %(b)s * {p}.dl / st.avgdl))")
+
+
+def _bm25(posting: str) -> sql.SQL:
+    return sql.SQL(_BM25.format(q="q", p=posting))
+
+
+# The tenant's statistics and the query's lexemes with their idf (one row per lexeme the
+# tenant has; a stop-word-only query has none).
+_TEXT_TERMS = (
+    "t_st AS MATERIALIZED (SELECT GREATEST(chunk_rows, 1)::float8 AS n,"
+    "  GREATEST(term_occurrences, 1)::float8 / GREATEST(chunk_rows, 1) AS avgdl"
+    "  FROM tenant_usage WHERE tenant_id = %(tenant)s),"
+    # bit: the lexeme's flag in a chunk's "met with" mask (lexemes past the 62nd have none: never "met")
+    # depth: the postings read from the lexeme's list, best first: the rarest lexemes are read whole
+    # while their postings fit in the budget (they decide which chunks score high), the others
+    # ``depth`` deep
+    " t_q AS MATERIALIZED (SELECT x.*, CASE WHEN sum(x.df) OVER (ORDER BY x.df, x.n) <= %(budget)s"
+    "  THEN x.df ELSE %(depth)s END AS depth FROM"
+    "  (SELECT tt.lexeme, tt.df, ln(1 + (st.n - tt.df + 0.5) / (tt.df + 0.5)) AS idf,"
+    "  l.n, CASE WHEN l.n <= 62 THEN 1::int8 << (l.n::int - 1) ELSE 0 END AS bit"
+    "  FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) WITH ORDINALITY AS l(lexeme, n)"
+    "  JOIN tenant_terms tt ON tt.tenant_id = %(tenant)s AND tt.lexeme = l.lexeme AND tt.df > 0"
+    "  CROSS JOIN t_st st) x),"
+)
+
+
+def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
+             rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET) -> tuple[sql.Composed, dict[str, Any]]:
+    """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
+    ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
+
+    Three shapes: a selective filter (documents, tags: few chunks) scores every chunk it keeps,
+    exactly; ``exact`` sums every posting of the query's lexemes (the reference); otherwise
+    each lexeme's ``depth`` best postings (those passing page/date filters, if any) are read
+    best-impact first and the ``rescore`` best chunks completed (module docstring)."""
+    where, params = search_filter_sql(filters)
+    params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore, budget=budget)
+    ranked = (" text_leg AS MATERIALIZED (SELECT s.chunk_id AS id,"
+              "  row_number() OVER (ORDER BY s.score DESC, s.chunk_id) AS rank, s.score FROM {scored}"
+              "  ORDER BY s.score DESC, s.chunk_id LIMIT %(n)s)")
+    if filters.document_ids or filters.tags:
+        # the filtered chunks (through the document indexes), each probed for the query's lexemes
+        body = sql.SQL(
+            _TEXT_TERMS
+            + " t_c AS MATERIALIZED (SELECT c.id FROM {live} WHERE {live_where} {filters}),"
+            " t_scored AS (SELECT t.chunk_id, sum({bm25}) AS score FROM t_c JOIN t_q q ON true"
+            "  JOIN chunk_terms t ON t.chunk_id = t_c.id AND t.lexeme = q.lexeme CROSS JOIN t_st st"
+            "  GROUP BY t.chunk_id),"
+            + ranked.format(scored="t_scored s")
+        ).format(bm25=_bm25("t"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+        return body, params
+    if exact:
+        scored = (" t_scored AS (SELECT t.chunk_id, sum({bm25}) AS score FROM t_q q"
+                  "  JOIN chunk_terms t ON t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme CROSS JOIN t_st st"
+                  "  {filtered} GROUP BY t.chunk_id),")
+    else:
+        scored = (
+            # each lexeme's best postings by impact (an index-only scan of idx_chunk_terms_impact;
+            # with page/date filters, the first ``depth`` that pass them), scored as they are read
+            " t_top AS MATERIALIZED (SELECT p.chunk_id, q.n, q.depth, q.bit, {bm25_p} AS score"
+            "  FROM t_q q CROSS JOIN t_st st"
+            "  CROSS JOIN LATERAL (SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t {filtered_lateral}"
+            "   ORDER BY t.impact DESC LIMIT q.depth) p),"
+            # the lexemes whose list was cut at their depth (the others were read whole)
+            " t_cut AS MATERIALIZED (SELECT n FROM t_top GROUP BY n, depth HAVING count(*) >= depth),"
+            # BM25 over the lexemes each chunk was met with; keep the best
+            " t_part AS MATERIALIZED (SELECT chunk_id, sum(score) AS score, bit_or(bit) AS seen FROM t_top"
+            "  GROUP BY chunk_id ORDER BY score DESC, chunk_id LIMIT %(rescore)s),"
+            # cut lexemes a kept chunk was not met with: probe (chunk, lexeme)
+            " t_more AS (SELECT c.chunk_id, {bm25} AS score FROM t_part c"
+            "  JOIN t_q q ON q.n IN (SELECT n FROM t_cut) AND c.seen & q.bit = 0"
+            "  JOIN chunk_terms t ON t.chunk_id = c.chunk_id AND t.lexeme = q.lexeme CROSS JOIN t_st st),"
+            " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
+            "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
+        )
+    filtered: sql.Composable
+    lateral: sql.Composable
+    if filters.is_empty():
+        filtered = sql.SQL("")
+        lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme")
+    else:  # page and date filters: only postings of chunks that pass them
+        filtered = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE {live_where} {filters}").format(
+            live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+        lateral = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme"
+                          " AND {live_where} {filters}").format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+    body = sql.SQL(
+        _TEXT_TERMS + scored
+        + ranked.format(scored="t_scored s JOIN {live} ON c.id = s.chunk_id WHERE {live_where}")
+    ).format(bm25=_bm25("t"), bm25_p=_bm25("p"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filtered=filtered,
+             filtered_lateral=lateral)
+    return body, params
+
+
+def fulltext_statement(tenant_id: str, query: str, n: int, filters: SearchFilters, *, exact: bool = False,
+                       depth: int = TEXT_DEPTH, rescore: int = TEXT_RESCORE,
+                       budget: int = TEXT_BUDGET) -> tuple[sql.Composed, dict[str, Any]]:
+    """``SELECT id, score`` of the full-text leg alone (``DocumentStore.fulltext_search``)."""
+    body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore, budget=budget)
+    params.update(tenant=tenant_id, query=_text(query), n=n)
+    return sql.SQL("WITH {} SELECT id, score FROM text_leg ORDER BY rank").format(body), params
+
+
+def _text(query: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one must not turn a search into an error
+    return query.replace("\x00", " ")
+
+
+_EMPTY_LEG = "{name} AS (SELECT NULL::uuid AS id, NULL::bigint AS rank WHERE false)"
+
+
+class PostgresChunkSearch:
+    """``ChunkSearch`` on PostgreSQL + pgvector: one statement per hybrid search."""
+
+    name = "postgres"
+
+    def __init__(self, vectors: PgVectorStore, *, text_depth: int = TEXT_DEPTH,
+                 text_rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET) -> None:
+        self.vectors = vectors
+        self.text_depth = text_depth
+        self.text_rescore = text_rescore
+        self.text_budget = budget
+
+    def fulltext(self, tenant_id: str, query: str, n: int, filters: SearchFilters, *,
+                 exact: bool = False) -> list[ChunkRef]:
+        """The full-text leg alone (``exact``: sum every posting, the reference ranking)."""
+        if n <= 0 or not query.strip():
+            return []
+        stmt, params = fulltext_statement(tenant_id, query, n, filters, exact=exact, depth=self.text_depth,
+                                          rescore=self.text_rescore, budget=self.text_budget)
+        with self.vectors.store.connection() as conn:
+            rows = conn.execute(stmt, params).fetchall()
+        return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
+
+    def hybrid(self, tenant_id: str, query: str, vector: Vector | None, *, k: int, filters: SearchFilters,
+               alpha: float, rrf_k: int, candidates: int) -> list[RankedChunk]:
+        """The ``k`` best live chunks by RRF of the vector leg (weight ``alpha``; needs
+        ``vector``) and the BM25 leg (weight ``1 - alpha``), each leg ``candidates`` deep."""
+        if k <= 0 or candidates <= 0:
+            return []
+        use_vector = alpha > 0 and vector is not None
+        use_text = alpha < 1 and bool(query.strip())
+        if not use_vector and not use_text:
+            return []
+        q = query_vector(vector) if use_vector and vector is not None else None
+        with self.vectors.store.connection() as conn:
+            plan = self.vectors.plan(conn, tenant_id, filters, candidates) if use_vector else None
+            rows = self._run(conn, tenant_id, query, q, plan, k=k, filters=filters, alpha=alpha, rrf_k=rrf_k,
+                             n=candidates, use_text=use_text)
+            if plan is not None and plan.hnsw and self.vectors.needs_exact_fallback(plan, filters) \
+                    and (not rows or rows[0][11] < candidates):
+                rows = self._run(conn, tenant_id, query, q, self.vectors.exact_plan(), k=k, filters=filters,
+                                 alpha=alpha, rrf_k=rrf_k, n=candidates, use_text=use_text)
+        return [RankedChunk(
+            chunk=StoredChunk(id=r[0], document_id=r[1], chunk_index=r[2], content=r[3], page_number=r[4],
+                              page_end=r[5], filename=r[6], title=r[7]),
+            score=float(r[8]), vector_rank=r[9], text_rank=r[10]) for r in rows]
+
+    def _run(self, conn: Any, tenant_id: str, query: str, q: Any, plan: VectorPlan | None, *, k: int,
+             filters: SearchFilters, alpha: float, rrf_k: int, n: int, use_text: bool) -> list[tuple[Any, ...]]:
+        params: dict[str, Any] = {"tenant": tenant_id, "query": _text(query), "n": n, "top": k, "rrf_k": rrf_k,
+                                  "wv": alpha, "wt": 1 - alpha}
+        parts: list[sql.Composable] = []
+        if plan is not None:
+            vstmt, vparams = self.vectors.statement(tenant_id, q, n, filters, plan)
+            params |= vparams
+            parts.append(sql.SQL("v_leg AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY dist, id) AS rank"
+                                 " FROM ({}) v)").format(vstmt))
+        else:
+            parts.append(sql.SQL(_EMPTY_LEG.format(name="v_leg")))
+        if use_text:
+            tbody, tparams = text_leg(filters, depth=self.text_depth, rescore=self.text_rescore,
+                                      budget=self.text_budget)
+            params |= tparams
+            parts.append(tbody)
+        else:
+            parts.append(sql.SQL(_EMPTY_LEG.format(name="text_leg")))
+        stmt = sql.SQL(
+            "WITH {legs},"
+            " fused AS (SELECT COALESCE(v.id, t.id) AS id, v.rank AS vr, t.rank AS tr,"
+            "  COALESCE(%(wv)s::float8 / (%(rrf_k)s + v.rank), 0) + COALESCE(%(wt)s::float8 / (%(rrf_k)s + t.rank), 0)"
+            "  AS score FROM v_leg v FULL JOIN text_leg t ON t.id = v.id)"
+            " SELECT f.id, c.document_id, c.chunk_index, c.content, c.page_number,"
+            "  COALESCE(c.page_end, c.page_number), d.filename, d.title, f.score, f.vr, f.tr,"
+            "  (SELECT count(*) FROM v_leg)"
+            " FROM fused f JOIN document_chunks c ON c.id = f.id"
+            " JOIN documents d ON d.id = c.document_id AND d.tenant_id = c.tenant_id"
+            " ORDER BY f.score DESC, COALESCE(f.vr, {no_rank}), COALESCE(f.tr, {no_rank}), f.id LIMIT %(top)s"
+        ).format(legs=sql.SQL(", ").join(parts), no_rank=sql.Literal(_NO_RANK))
+        if plan is not None and plan.hnsw:
+            with conn.transaction():
+                self.vectors.apply_settings(conn, plan)
+                return list(conn.execute(stmt, params).fetchall())
+        return list(conn.execute(stmt, params).fetchall())

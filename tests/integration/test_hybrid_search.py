@@ -1,0 +1,319 @@
+"""The one-statement hybrid search (querio.adapters.postgres.search) against a real PostgreSQL.
+
+Pins correctness only (speed lives in bench/): BM25 against a Python reference implementation,
+document frequencies kept at write time, the one-statement fusion against the domain's fusion of
+the two legs, k rows under selective filters on every vector plan (the tenant's own HNSW index,
+the exact scan, the shared index), and tenant isolation on each.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+import pytest
+
+from querio.adapters.postgres.migrate import migrate
+from querio.adapters.postgres.search import PostgresChunkSearch
+from querio.adapters.postgres.store import BM25_B, BM25_K1, PostgresDocumentStore
+from querio.adapters.postgres.vectors import HNSW_INDEX, PgVectorStore, tenant_index_name
+from querio.models import SearchFilters
+from querio.retrieval.hybrid import rrf_fuse
+from tests.fixtures.postgres import drafts, fresh_database, ingest, unit_vectors
+
+pytestmark = pytest.mark.integration
+
+BIG, SMALL = "acme", "globex"
+NOFILTER = SearchFilters()
+K = 10
+WORDS = ("terminal", "output", "plot", "gnuplot", "axis", "label", "font", "size", "package", "install",
+         "library", "compile", "server", "socket", "memory", "buffer", "index", "vector", "query", "search",
+         "table", "column", "row", "matrix", "array", "function", "argument", "default", "option", "command",
+         "shell", "script", "variable", "value", "string", "number", "integer", "float", "error", "warning",
+         "debug", "log", "file", "directory", "path", "system", "user", "group", "network", "port",
+         "address", "protocol", "request", "response", "header", "body")
+QUERIES = ["How do I change the default output terminal?", "install the package library",
+           "matrix column row index", "server socket port address", "error warning log file", "plot axis label font",
+           "the", "zebra"]
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    """Sentences over a small vocabulary with a skewed (Zipf) word choice: common lexemes have
+    far more postings than rare ones, as in real text."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1)
+    weights /= weights.sum()
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 30)), p=weights)) for _ in range(n)]
+
+
+@dataclass
+class Corpus:
+    store: PostgresDocumentStore
+    dsn: str
+    vectors: dict[str, np.ndarray]  # tenant -> (n, 384), row-aligned with ids
+    ids: dict[str, list[uuid.UUID]]
+    docs: dict[str, list[uuid.UUID]]
+
+
+PER_DOC = 100
+SIZES = {BIG: 1200, SMALL: 300}
+
+
+@pytest.fixture(scope="module")
+def corpus(pg_server_dsn: str) -> Iterator[Corpus]:
+    with fresh_database(pg_server_dsn, prefix="querio_hybrid") as dsn:
+        migrate(dsn)
+        store = PostgresDocumentStore(dsn, pool_max=4)
+        vectors = {t: unit_vectors(n, seed=i + 5) for i, (t, n) in enumerate(SIZES.items())}
+        docs: dict[str, list[uuid.UUID]] = {}
+        for i, (tenant, n) in enumerate(SIZES.items()):
+            texts = _texts(n, seed=i)
+            docs[tenant] = []
+            for start in range(0, n, PER_DOC):
+                doc = ingest(store, tenant, texts[start:start + PER_DOC],
+                             embeddings=vectors[tenant][start:start + PER_DOC],
+                             pages=[1 + j % 20 for j in range(PER_DOC)], filename=f"{tenant}-{start}.pdf",
+                             tags=["rare"] if start // PER_DOC == 1 else ["common"])
+                docs[tenant].append(doc.id)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+            ids = {t: [r[0] for r in conn.execute(
+                "SELECT c.id FROM document_chunks c JOIN unnest(%s::uuid[]) WITH ORDINALITY AS o(id, n)"
+                " ON o.id = c.document_id ORDER BY o.n, c.chunk_index", (docs[t],)).fetchall()] for t in SIZES}
+        try:
+            yield Corpus(store, dsn, vectors, ids, docs)
+        finally:
+            store.close()
+
+
+# --- BM25 against a reference --------------------------------------------------------------------
+
+
+def reference_bm25(dsn: str, tenant: str, query: str) -> dict[uuid.UUID, float]:
+    """Okapi BM25 (k1 1.2, b 0.75, idf ln(1 + (N - df + 0.5)/(df + 0.5))) computed in Python over
+    the tenant's live chunks. Only the tokenizer is PostgreSQL's (to_tsvector('english')); N,
+    avgdl, df and tf are all counted here from the chunks themselves."""
+    with psycopg.connect(dsn) as conn:
+        lexemes = {r[0] for r in conn.execute("SELECT unnest(tsvector_to_array(to_tsvector('english', %s)))",
+                                                (query,))}
+        rows = conn.execute(
+            "SELECT c.id, u.lexeme, cardinality(u.positions), d.deleted_at IS NULL AND"
+            " d.processing_status = 'completed' FROM document_chunks c JOIN documents d ON d.id = c.document_id"
+            " CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE c.tenant_id = %s", (tenant,)).fetchall()
+    tf: dict[uuid.UUID, dict[str, int]] = {}
+    live: dict[uuid.UUID, bool] = {}
+    for cid, lexeme, count, is_live in rows:
+        tf.setdefault(cid, {})[lexeme] = count
+        live[cid] = is_live
+    n = len(tf)
+    avgdl = sum(sum(t.values()) for t in tf.values()) / n
+    df = {lx: sum(1 for t in tf.values() if lx in t) for lx in lexemes}
+    scores: dict[uuid.UUID, float] = {}
+    for cid, terms in tf.items():
+        dl = sum(terms.values())
+        s = 0.0
+        for lx in lexemes & terms.keys():
+            idf = math.log(1 + (n - df[lx] + 0.5) / (df[lx] + 0.5))
+            f = terms[lx]
+            s += idf * f * (BM25_K1 + 1) / (f + BM25_K1 * (1 - BM25_B + BM25_B * dl / avgdl))
+        if s > 0 and live[cid]:
+            scores[cid] = s
+    return scores
+
+
+def _assert_ranked_like(got: list, ref: dict[uuid.UUID, float], k: int) -> None:
+    """Same chunks in the same order as the reference's top k; chunks whose reference scores tie
+    (within float summation error) may come in either order."""
+    expected = sorted(ref.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    assert len(got) == len(expected)
+    for g, (cid, score) in zip(got, expected, strict=True):
+        assert g.score == pytest.approx(score, rel=1e-9)
+        assert g.chunk_id == cid or ref[g.chunk_id] == pytest.approx(score, rel=1e-9)
+    assert {g.chunk_id for g in got} == {cid for cid, _ in expected} or expected[-1][1] == pytest.approx(
+        sorted(ref.values(), reverse=True)[k] if len(ref) > k else -1, rel=1e-9)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_bm25_ranks_like_the_reference(corpus: Corpus, exact: bool) -> None:
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6)  # every list read whole
+    for query in QUERIES:
+        ref = reference_bm25(corpus.dsn, BIG, query)
+        _assert_ranked_like(search.fulltext(BIG, query, 25, NOFILTER, exact=exact), ref, 25)
+    assert search.fulltext(BIG, "the", 5, NOFILTER) == []  # stop words only
+    assert corpus.store.fulltext_search(BIG, QUERIES[0], 25, NOFILTER) == search.fulltext(BIG, QUERIES[0], 25,
+                                                                                            NOFILTER)
+
+
+def test_bm25_with_cut_lists_scores_every_result_exactly(corpus: Corpus) -> None:
+    """Posting lists read only 20 deep past a budget of 100 (the lexemes of 1,200 chunks have hundreds): the
+    chunks returned still carry their exact BM25 over ALL query lexemes (the cut lexemes are
+    probed), in score order."""
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), text_depth=20, text_rescore=60, budget=100)
+    with psycopg.connect(corpus.dsn) as conn:
+        cut = conn.execute("SELECT count(*) FROM tenant_terms WHERE tenant_id = %s AND df > 20", (BIG,)).fetchone()
+    assert cut is not None and cut[0] > 10  # the cut really happens
+    for query in QUERIES[:6]:
+        ref = reference_bm25(corpus.dsn, BIG, query)
+        got = search.fulltext(BIG, query, 10, NOFILTER)
+        assert len(got) == 10
+        assert [g.score for g in got] == sorted((g.score for g in got), reverse=True)
+        for g in got:
+            assert g.score == pytest.approx(ref[g.chunk_id], rel=1e-9)
+
+
+def test_bm25_filtered_ranks_like_the_reference(corpus: Corpus) -> None:
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6)
+    doc = corpus.docs[BIG][2]
+    with psycopg.connect(corpus.dsn) as conn:
+        in_doc = {r[0] for r in conn.execute("SELECT id FROM document_chunks WHERE document_id = %s", (doc,))}
+    ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, QUERIES[2]).items() if c in in_doc}
+    _assert_ranked_like(search.fulltext(BIG, QUERIES[2], 10, SearchFilters(document_ids=[doc])), ref, 10)
+    with psycopg.connect(corpus.dsn) as conn:  # a page range: the postings path, filtered before the depth
+        on_pages = {r[0] for r in conn.execute("SELECT id FROM document_chunks WHERE page_number BETWEEN 3 AND 5")}
+    for exact in (False, True):
+        ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, QUERIES[3]).items() if c in on_pages}
+        got = search.fulltext(BIG, QUERIES[3], 10, SearchFilters(page_from=3, page_to=5), exact=exact)
+        _assert_ranked_like(got, ref, 10)
+
+
+def _counted_df(dsn: str) -> dict[tuple[str, str], int]:
+    with psycopg.connect(dsn) as conn:
+        kept = {(t, lx): df for t, lx, df in conn.execute("SELECT tenant_id, lexeme, df FROM tenant_terms") if df}
+        counted = {(t, lx): int(n) for t, lx, n in conn.execute(
+            "SELECT tenant_id, lexeme, count(*) FROM chunk_terms GROUP BY 1, 2")}
+    assert kept == counted
+    return kept
+
+
+def test_document_frequencies_follow_every_write(pg_store: PostgresDocumentStore, pg_dsn: str) -> None:
+    """tenant_terms.df equals the postings counted, after ingest, reprocess, page-range parts
+    (a done part stored again changes nothing), soft delete (still counted, as before) and purge."""
+    a = ingest(pg_store, BIG, ["alpha beta gamma", "beta gamma", "gamma delta"])
+    ingest(pg_store, SMALL, ["alpha alpha", "omega"])
+    assert _counted_df(pg_dsn)[(BIG, "gamma")] == 3
+    pg_store.reset_for_reprocess(BIG, a.id)
+    assert pg_store.try_start_processing(BIG, a.id, stale_after_s=600) is not None
+    pg_store.complete_document(BIG, a.id, chunks=drafts(["epsilon gamma", "zeta"]), embeddings=None, info={})
+    df = _counted_df(pg_dsn)
+    assert df[(BIG, "gamma")] == 1 and (BIG, "beta") not in df and df[(SMALL, "alpha")] == 1
+    b = ingest(pg_store, BIG, ["placeholder"])
+    pg_store.reset_for_reprocess(BIG, b.id)
+    assert pg_store.try_start_processing(BIG, b.id, stale_after_s=600) is not None
+    pg_store.start_parts(BIG, b.id, [(1, 1), (2, 2)])
+    assert (BIG, "placeholder") not in _counted_df(pg_dsn)
+    for part, text in ((0, "kappa lambda"), (0, "kappa kappa"), (1, "lambda mu")):
+        pg_store.claim_part(BIG, b.id, part, stale_after_s=0)
+        chunk = drafts([text])[0].model_copy(update={"chunk_index": part * 1000})
+        pg_store.store_part(BIG, b.id, part, chunks=[chunk], embeddings=None, stats={}, index_stride=1000)
+    df = _counted_df(pg_dsn)
+    assert df[(BIG, "kappa")] == 1 and df[(BIG, "lambda")] == 2
+    pg_store.soft_delete(BIG, b.id)
+    assert _counted_df(pg_dsn)[(BIG, "kappa")] == 1
+    pg_store.purge_document(BIG, b.id)
+    pg_store.purge_document(BIG, a.id)
+    assert {t for t, _ in _counted_df(pg_dsn)} == {SMALL}
+
+
+# --- one statement against the domain's fusion ----------------------------------------------------
+
+
+Fused = list[tuple[uuid.UUID, float, int | None, int | None]]
+
+
+def _domain_fusion(corpus: Corpus, vectors: PgVectorStore, tenant: str, query: str, v: np.ndarray | None,
+                   k: int, filters: SearchFilters, alpha: float) -> Fused:
+    """The multi-round-trip path: each leg alone, rrf_fuse, then the fetch (QuerioService._fuse_here)."""
+    n = 4 * k
+    vector_refs = vectors.query(tenant, v, n, filters) if alpha > 0 and v is not None else []
+    text_refs = corpus.store.fulltext_search(tenant, query, n, filters) if alpha < 1 else []
+    fused = rrf_fuse(vector_refs, text_refs, alpha=alpha, rrf_k=60, limit=k)
+    chunks = corpus.store.fetch_chunks(tenant, [f.chunk_id for f in fused])
+    return [(f.chunk_id, f.score, f.vector_rank, f.text_rank) for f in fused if f.chunk_id in chunks]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_one_statement_equals_the_domain_fusion(corpus: Corpus, alpha: float) -> None:
+    vectors = PgVectorStore(corpus.store)  # exact plans: both paths are deterministic
+    search = PostgresChunkSearch(vectors)
+    filters = [NOFILTER, SearchFilters(tags=["rare"]), SearchFilters(page_from=3, page_to=5),
+               SearchFilters(document_ids=[corpus.docs[BIG][1]])]
+    for i, query in enumerate(QUERIES):
+        v = corpus.vectors[BIG][i * 37]
+        for f in filters:
+            got = search.hybrid(BIG, query, v, k=K, filters=f, alpha=alpha, rrf_k=60, candidates=4 * K)
+            want = _domain_fusion(corpus, vectors, BIG, query, v, K, f, alpha)
+            assert [(r.chunk.id, r.score, r.vector_rank, r.text_rank) for r in got] == want
+            fetched = corpus.store.fetch_chunks(BIG, [r.chunk.id for r in got])
+            assert all(fetched[r.chunk.id] == r.chunk for r in got)
+
+
+# --- vector plans: k rows under filters, and tenant isolation ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def indexed(corpus: Corpus) -> PgVectorStore:
+    """BIG gets its own HNSW index (1,200 rows > 1,000); SMALL (300) does not."""
+    vectors = PgVectorStore(corpus.store, tenant_index_min_rows=1000)
+    assert vectors.index_due(BIG) and not vectors.index_due(SMALL)
+    assert vectors.ensure_tenant_indexes() == [BIG]
+    assert not vectors.index_due(BIG) and not vectors.ensure_tenant_index(BIG)  # idempotent
+    return vectors
+
+
+def _near(corpus: Corpus, tenant: str, row: int) -> np.ndarray:
+    q = corpus.vectors[tenant][row] + np.random.default_rng(row).standard_normal(384).astype(np.float32) * 0.02
+    return q / np.linalg.norm(q)
+
+
+def test_the_tenant_index_is_planned_with_the_tenant_as_a_literal(corpus: Corpus, indexed: PgVectorStore) -> None:
+    explained = indexed.explain(BIG, _near(corpus, BIG, 0), K, NOFILTER, hnsw=True)
+    assert tenant_index_name(BIG) in explained and HNSW_INDEX not in explained
+    assert tenant_index_name(BIG) not in indexed.explain(SMALL, _near(corpus, SMALL, 0), K, NOFILTER, hnsw=True)
+    with corpus.store.connection() as conn:
+        assert indexed.plan(conn, BIG, NOFILTER, K).kind == "tenant_hnsw"
+        assert indexed.plan(conn, SMALL, NOFILTER, K).kind == "exact"
+        assert indexed.plan(conn, BIG, SearchFilters(document_ids=[corpus.docs[BIG][0]]), K).kind == "exact"
+
+
+PLANS = {
+    "tenant_hnsw": dict(tenant_index_min_rows=1000),
+    "exact": dict(exact_scan_max_rows=10**9),
+    "shared_hnsw": dict(exact_scan_max_rows=0),
+}
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_filtered_hybrid_returns_k_rows_of_the_tenant_only(corpus: Corpus, indexed: PgVectorStore, plan: str) -> None:
+    """Selective filters (one document, a page range: 10% of rows, a tag: one document in 12)
+    still give k rows from the vector leg alone, on every plan of pgvector 0.6.2 (the exact
+    fallback covers a short HNSW answer); no plan ever returns another tenant's chunk."""
+    vectors = PgVectorStore(corpus.store, **PLANS[plan])  # type: ignore[arg-type]
+    if plan == "shared_hnsw":  # the shared index must answer, so the tenant's own is hidden
+        vectors._tenants[BIG] = (float("inf"), SIZES[BIG], False)
+    search = PostgresChunkSearch(vectors)
+    own = {t: set(ids) for t, ids in corpus.ids.items()}
+    with psycopg.connect(corpus.dsn) as conn:
+        pages = {r[0]: r[1] for r in conn.execute("SELECT id, page_number FROM document_chunks")}
+    cases = [NOFILTER, SearchFilters(document_ids=[corpus.docs[BIG][4]]), SearchFilters(page_from=2, page_to=3),
+             SearchFilters(tags=["rare"])]
+    for tenant in (BIG, SMALL):
+        for f in cases:
+            for row in (3, 150):
+                q = _near(corpus, tenant, row)
+                got = search.hybrid(tenant, "zebra", q, k=K, filters=f, alpha=1.0, rrf_k=60, candidates=4 * K)
+                ids = [r.chunk.id for r in got]
+                assert set(ids) <= own[tenant]
+                if f.document_ids and tenant == SMALL:
+                    assert ids == []  # another tenant's document: nothing, not an error
+                    continue
+                assert len(ids) == K, (tenant, f)
+                if f.page_from:
+                    assert {pages[i] for i in ids} <= {2, 3}
+                text = search.hybrid(tenant, QUERIES[3], None, k=K, filters=f, alpha=0.0, rrf_k=60, candidates=4 * K)
+                assert {r.chunk.id for r in text} <= own[tenant] and text
+                both = search.hybrid(tenant, QUERIES[3], q, k=K, filters=f, alpha=0.5, rrf_k=60, candidates=4 * K)
+                assert {r.chunk.id for r in both} <= own[tenant] and len(both) == K
