@@ -18,6 +18,7 @@ TARGETS_TEXT = {
     "ingest_speedup_issue13": "ingest ≥ 2x the seed baseline's pages/s (issue 13; stretch 2.5x)",
     "recall_at_5": "hybrid recall@5 ≥ 0.97",
     "mrr_at_10": "hybrid MRR@10 ≥ 0.85",
+    "quality_issue13": "quality held (issue 13): hybrid recall@5 ≥ 0.938, MRR@10 ≥ 0.806, vector recall@10 ≥ 0.979",
     "query_p50": "warm query p50 ≤ 1/3 of the baseline's similarity_search p50",
     "vector_100k": "vector search at 100K: p50 ≤ 5 ms with recall@10 ≥ 0.95",
     "vector_1m": "vector search at 1M: p50 ≤ 10 ms with recall@10 ≥ 0.95",
@@ -81,6 +82,13 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         add("recall_at_5", None, None)
         add("mrr_at_10", None, None)
+    vector = _get(_ok(s, "quality"), "modes", "vector")
+    if hybrid and vector:
+        add("quality_issue13", f"hybrid {hybrid['recall_at_5']:.3f} / {hybrid['mrr_at_10']:.3f},"
+            f" vector recall@10 {vector['recall_at_10']:.3f}",
+            hybrid["recall_at_5"] >= 0.938 and hybrid["mrr_at_10"] >= 0.806 and vector["recall_at_10"] >= 0.979)
+    else:
+        add("quality_issue13", None, None)
 
     lat = _ok(s, "query_latency")
     ours = _get(lat, "router", "p50_ms")
