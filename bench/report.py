@@ -15,8 +15,10 @@ from typing import Any
 #: The issue's targets (goals for the product, not test assertions).
 TARGETS_TEXT = {
     "ingest_speedup": "ingest ≥ 5x the seed baseline's pages/s",
+    "ingest_speedup_issue13": "ingest ≥ 2x the seed baseline's pages/s (issue 13; stretch 2.5x)",
     "recall_at_5": "hybrid recall@5 ≥ 0.97",
     "mrr_at_10": "hybrid MRR@10 ≥ 0.85",
+    "quality_issue13": "quality held (issue 13): hybrid recall@5 ≥ 0.938, MRR@10 ≥ 0.806, vector recall@10 ≥ 0.979",
     "query_p50": "warm query p50 ≤ 1/3 of the baseline's similarity_search p50",
     "vector_100k": "vector search at 100K: p50 ≤ 5 ms with recall@10 ≥ 0.95",
     "vector_1m": "vector search at 1M: p50 ≤ 10 ms with recall@10 ≥ 0.95",
@@ -68,8 +70,10 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if ours and theirs:
         ratio = ours / theirs
         add("ingest_speedup", f"{ours:.1f} vs {theirs:.1f} pages/s = {ratio:.2f}x", ratio >= 5)
+        add("ingest_speedup_issue13", f"{ratio:.2f}x" + (" (stretch met)" if ratio >= 2.5 else ""), ratio >= 2)
     else:
         add("ingest_speedup", None, None)
+        add("ingest_speedup_issue13", None, None)
 
     hybrid = _get(_ok(s, "quality"), "modes", "hybrid")
     if hybrid:
@@ -78,6 +82,13 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         add("recall_at_5", None, None)
         add("mrr_at_10", None, None)
+    vector = _get(_ok(s, "quality"), "modes", "vector")
+    if hybrid and vector:
+        add("quality_issue13", f"hybrid {hybrid['recall_at_5']:.3f} / {hybrid['mrr_at_10']:.3f},"
+            f" vector recall@10 {vector['recall_at_10']:.3f}",
+            hybrid["recall_at_5"] >= 0.938 and hybrid["mrr_at_10"] >= 0.806 and vector["recall_at_10"] >= 0.979)
+    else:
+        add("quality_issue13", None, None)
 
     lat = _ok(s, "query_latency")
     ours = _get(lat, "router", "p50_ms")
@@ -223,33 +234,45 @@ def to_markdown(results: dict[str, Any]) -> str:
         assert ing is not None
         p, st = ing.get("pipeline", {}), ing.get("staged", {})
         seed = _get(base, "seed") or {}
+        seed_rate = seed.get("ingest_pages_per_s")
+
+        def vs_seed(rate: Any) -> str:
+            return f"{rate / seed_rate:.2f}x" if rate and seed_rate else ""
+
         rows = [["Querio, whole pipeline (service.ingest)", p.get("pdfs"), p.get("pages"), p.get("chunks"),
-                 p.get("seconds"), p.get("pages_per_s"), p.get("chunks_per_s")]]
+                 p.get("seconds"), p.get("pages_per_s"), p.get("chunks_per_s"), vs_seed(p.get("pages_per_s"))]]
         if st:
             rows.append(["Querio, stages called directly", st.get("pdfs"), st.get("pages"), st.get("chunks"),
-                         st.get("seconds"), st.get("pages_per_s"), st.get("chunks_per_s")])
+                         st.get("seconds"), st.get("pages_per_s"), st.get("chunks_per_s"),
+                         vs_seed(st.get("pages_per_s"))])
         if seed:
             rows.append(["seed baseline (LangChain + Chroma)", seed.get("pdfs"), seed.get("pages"), seed.get("chunks"),
-                         seed.get("ingest_s"), seed.get("ingest_pages_per_s"),
-                         round(seed["chunks"] / seed["ingest_s"], 2) if seed.get("ingest_s") else None])
-        lines += _table(["system", "PDFs", "pages", "chunks", "seconds", "pages/s", "chunks/s"], rows)
+                         seed.get("ingest_s"), seed_rate,
+                         round(seed["chunks"] / seed["ingest_s"], 2) if seed.get("ingest_s") else None, "1x"])
+        lines += _table(["system", "PDFs", "pages", "chunks", "seconds", "pages/s", "chunks/s", "pages/s vs seed"],
+                        rows)
         if ing.get("speedup_vs_baseline"):
             lines += [f"Speed-up over the baseline: **{ing['speedup_vs_baseline']:.2f}x** pages/s.", ""]
         pph, sph = p.get("phases_s") or {}, st.get("phases_s") or {}
+        hidden = p.get("phases_overlapped_s") or {}
         names = list(dict.fromkeys([*pph, *sph]))
         if names:
-            ptot, stot = sum(pph.values()) or 1.0, sum(sph.values()) or 1.0
-            header = ["phase", "whole pipeline s", "share"] + (["stages called directly s", "share"] if sph else [])
+            # a share is of the wall time: a phase's time in the pipeline's parse thread overlaps embedding
+            ptot = (sum(pph.values()) - sum(hidden.values())) or 1.0
+            stot = sum(sph.values()) or 1.0
+            header = ["phase", "whole pipeline s", "of which overlapped (parse thread) s", "share of wall time"] + (
+                ["stages called directly s", "share"] if sph else [])
             rows = []
             for k in names:
-                row: list[Any] = [k, pph.get(k), f"{100 * pph[k] / ptot:.1f}%" if k in pph else ""]
+                row: list[Any] = [k, pph.get(k), hidden.get(k, ""),
+                                  f"{100 * (pph[k] - hidden.get(k, 0)) / ptot:.1f}%" if k in pph else ""]
                 if sph:
                     row += [sph.get(k), f"{100 * sph[k] / stot:.1f}%" if k in sph else ""]
                 rows.append(row)
             if seed:
-                rows.append(["baseline: parse (PyPDFLoader)", seed.get("parse_s"), ""] + (["", ""] if sph else []))
+                rows.append(["baseline: parse (PyPDFLoader)", seed.get("parse_s"), "", ""] + (["", ""] if sph else []))
                 rows.append(["baseline: split + embed + store (Chroma.from_documents)", seed.get("embed_and_store_s"),
-                             ""] + (["", ""] if sph else []))
+                             "", ""] + (["", ""] if sph else []))
             lines += [f"Phases (model loaded beforehand in {_f(p.get('model_load_s'))} s; embedder "
                       f"`{p.get('embedder', '?')}`; parse {_f(p.get('parse_pages_per_s'), 1)} pages/s, embed "
                       f"{_f(p.get('embed_chunks_per_s'), 1)} chunks/s):", ""]

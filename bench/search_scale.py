@@ -86,7 +86,7 @@ def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[s
     from querio.ingest.pipeline import display_filename, embedding_context
 
     key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in pdfs)
-                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.model_name}".encode()).hexdigest()
+                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}".encode()).hexdigest()
     cached = CACHE / f"base-{key[:16]}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
@@ -209,8 +209,10 @@ def embed_cached(embedder: Any, texts: list[str], say: Callable[[str], None]) ->
     return vectors
 
 
-def load(store: Any, corpus: Corpus, say: Callable[[str], None], *, batch_rows: int = 20_000) -> dict[str, Any]:
-    """``bulk_load`` in batches of whole documents (about ``batch_rows`` chunks each)."""
+def load(store: Any, corpus: Corpus, say: Callable[[str], None], *, variant: str | None = None,
+         batch_rows: int = 20_000) -> dict[str, Any]:
+    """``bulk_load`` in batches of whole documents (about ``batch_rows`` chunks each), recording
+    ``variant`` (the embedder that made the vectors) so that vector search accepts the corpus."""
     t = time.perf_counter()
     order = np.argsort(corpus.doc_of, kind="stable")
     bounds = np.searchsorted(corpus.doc_of[order], np.arange(len(corpus.documents) + 1))
@@ -221,7 +223,8 @@ def load(store: Any, corpus: Corpus, say: Callable[[str], None], *, batch_rows: 
         rows = order[bounds[lo]:bounds[hi]]
         store.bulk_load(corpus.tenant, corpus.documents[lo:hi],
                         [(corpus.documents[int(corpus.doc_of[i])][0], corpus.texts[i], int(corpus.chunk_index[i]),
-                          int(corpus.pages[i])) for i in rows.tolist()], corpus.vectors[rows])
+                          int(corpus.pages[i])) for i in rows.tolist()], corpus.vectors[rows],
+                        embedder_variant=variant)
         lo = hi
         if bounds[lo] % 100_000 < batch_rows or lo == len(corpus.documents):
             say(f"search scale: {corpus.tenant}: {bounds[lo]:,} of {len(corpus.texts):,} chunks loaded")
@@ -423,7 +426,7 @@ def run_search_scale(sizes: list[int], queries: list[str], work_dir: Path, pdfs:
                 for tenant, size, measured in tenants_for(n):
                     corpus = build_corpus(base, tenant, size, seed=seed + size, say=say,
                                           embedder=embedder if size <= 10_000 else None)
-                    corpus.extra = load(svc.documents, corpus, say)
+                    corpus.extra = load(svc.documents, corpus, say, variant=svc.embedder.variant)
                     if measured:
                         corpora.append(corpus)
                     if seed_search is not None and size == 10_000 and measured:

@@ -352,6 +352,26 @@ def cmd_stats(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_reembed(ctx: Ctx) -> int:
+    """Re-embed documents whose vectors another embedder variant made (resumable: run it again)."""
+    from querio.reembed import ReembedStep
+
+    tenant = None if ctx.args.all else ctx.principal.tenant_id
+
+    def step(s: ReembedStep) -> None:
+        _say(f"[{s.done}/{s.total}] {s.tenant_id} {s.filename} ({s.document_id}): {s.chunks} chunks {s.status}")
+
+    report = ctx.service.reembed(tenant_id=tenant, progress=step, limit=ctx.args.limit)
+    if ctx.json:
+        ctx.emit_json(asdict(report))
+    else:
+        scope = "all tenants" if tenant is None else f"tenant {tenant}"
+        ctx.out.print(f"re-embedded {report.reembedded} of {report.documents} documents ({report.chunks} chunks) of"
+                      f" {scope} with {report.variant} in {report.seconds:.1f} s; {report.skipped} skipped"
+                      " (changed meanwhile)", markup=False)
+    return EXIT_OK
+
+
 def cmd_serve(ctx: Ctx) -> int:
     from querio.api.local_server import serve
 
@@ -490,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", parents=[common, as_json], help="corpus and usage statistics")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("reembed", parents=[common, as_json],
+                       help="embed the corpus again with the running embedder (after a model change; resumable)")
+    p.add_argument("--all", action="store_true", help="every tenant (default: --tenant / QUERIO_LOCAL_TENANT only)")
+    p.add_argument("--limit", type=_bounded_int(1, 10**9), metavar="N", help="stop after N documents")
+    p.set_defaults(func=cmd_reembed)
 
     p = sub.add_parser("serve", parents=[common], help="serve the HTTP API (loopback by default)")
     p.add_argument("--port", type=_bounded_int(0, 65535), default=8000)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(
         default=None, description="ONNX model directory (model.onnx + tokenizer.json), e.g. /opt/model in Lambda"
     )
+    model_precision: Literal["fp32", "fp16", "int8", "qint8"] = Field(
+        default="qint8",
+        description="which cached export auto/onnx use when model_dir is unset (the Lambda layer ships the same);"
+        " qint8 = int8 MatMuls, ~1.8x the fp32 ingest throughput at the same recall (README: Embeddings)",
+    )
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="reject larger uploads (bytes)")
     max_pages: int = Field(default=5000, ge=1)
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -45,6 +45,23 @@ DIMENSION = 384
 #: The model's window in word pieces, [CLS] and [SEP] included (``max_seq_length`` in the
 #: model's ``sentence_bert_config.json``); longer input is truncated by the model.
 MAX_TOKENS = 256
+
+
+#: Precisions whose export is checked against the reference (sentence-transformers on torch) at
+#: cosine >= 0.9999: their vectors are interchangeable, so they share one variant.
+REFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
+#: The variant of the reference vectors (torch, and ONNX fp32/fp16). Corpora embedded before
+#: variants were recorded (migration 0007) have it.
+REFERENCE_VARIANT = f"{MODEL_NAME}/fp32"
+
+
+def variant_of(precision: str | None, model_sha256: str | None) -> str:
+    """The embedder variant recorded with every document's vectors: model, quantization and,
+    outside the reference family, the export's hash (two quantizations of the same model are
+    never assumed compatible). A corpus is only searched with the variant it was embedded with."""
+    if precision in REFERENCE_PRECISIONS:
+        return REFERENCE_VARIANT
+    return f"{MODEL_NAME}/{precision or 'onnx'}/sha256:{(model_sha256 or 'unknown')[:16]}"
 
 
 def default_model_path() -> Path:
@@ -67,6 +84,7 @@ class SentenceTransformerEmbedder:
     model_name: str = MODEL_NAME
     dimension: int = DIMENSION
     max_tokens: int = MAX_TOKENS
+    variant: str = REFERENCE_VARIANT
 
     def __init__(self, model_path: str | None = None, *, batch_size: int = 32, device: str = "cpu") -> None:
         if batch_size < 1:
@@ -231,34 +249,36 @@ _choose_lock = threading.Lock()
 
 
 @lru_cache(maxsize=8)
-def get_embedder(batch_size: int = 32, kind: str | None = None, model_dir: str | Path | None = None) -> Embedder:
+def get_embedder(batch_size: int = 32, kind: str | None = None, model_dir: str | Path | None = None,
+                 precision: str = "qint8") -> Embedder:
     """The process-wide embedder for these arguments (the model loads on first use, not here).
 
-    ``kind`` is ``"auto"``, ``"onnx"`` or ``"torch"`` (``QUERIO_EMBEDDER``) and ``model_dir`` an
-    ONNX model directory (``QUERIO_MODEL_DIR``); with ``kind=None`` both come from the settings.
+    ``kind`` is ``"auto"``, ``"onnx"`` or ``"torch"`` (``QUERIO_EMBEDDER``), ``model_dir`` an
+    ONNX model directory (``QUERIO_MODEL_DIR``) and ``precision`` the cached export to use without
+    one (``QUERIO_MODEL_PRECISION``); with ``kind=None`` all come from the settings.
     See :func:`choose_embedder`.
     """
     if kind is None:
         from querio.config import get_settings
 
         settings = get_settings()
-        kind, model_dir = settings.embedder, settings.model_dir
+        kind, model_dir, precision = settings.embedder, settings.model_dir, settings.model_precision
     with _choose_lock:  # one automatic export per process even when threads race here
-        return choose_embedder(batch_size, kind, model_dir)
+        return choose_embedder(batch_size, kind, model_dir, precision)
 
 
-def choose_embedder(batch_size: int, kind: str, model_dir: str | Path | None) -> Embedder:
+def choose_embedder(batch_size: int, kind: str, model_dir: str | Path | None, precision: str = "qint8") -> Embedder:
     """Pick the embedder (no model is loaded here; an automatic export may run).
 
     * ``torch``: sentence-transformers on torch.
     * ``onnx`` / ``auto``, in this order: ``model_dir`` if set (it must hold ``model.onnx``); the
-      cached fp32 export (``querio.model_export.cached_model_dir``); a new export into that cache
-      when torch is installed (once per machine, seconds, one log line).
+      cached export of ``precision`` (``querio.model_export.cached_model_dir``); a new export into
+      that cache when torch is installed (once per machine, seconds, one log line).
     * then ``onnx`` fails with :class:`ConfigurationError`, while ``auto`` falls back to torch
       (also when the automatic export fails, with a warning).
 
-    The ONNX fp32 export gives the torch vectors (cosine >= 0.99999 on 200 texts), so corpora
-    embedded by either stay valid.
+    Each embedder has a ``variant`` (:func:`variant_of`); a corpus is searched only with the
+    variant it was embedded with (``querio reembed`` converts one).
     """
     if kind not in ("auto", "onnx", "torch"):
         raise ConfigurationError(f"QUERIO_EMBEDDER must be auto, onnx or torch, got {kind!r}")
@@ -274,18 +294,21 @@ def choose_embedder(batch_size: int, kind: str, model_dir: str | Path | None) ->
         return OnnxEmbedder(path, batch_size=batch_size)
     from querio import model_export
 
-    cached = model_export.cached_model_dir("fp32")
-    if model_export.is_current_export(cached, "fp32"):
+    if precision not in model_export.PRECISIONS:
+        raise ConfigurationError(f"QUERIO_MODEL_PRECISION must be one of {model_export.PRECISIONS}, got {precision!r}")
+    wanted = cast("model_export.Precision", precision)  # checked just above
+    cached = model_export.cached_model_dir(wanted)
+    if model_export.is_current_export(cached, wanted):
         return OnnxEmbedder(cached, batch_size=batch_size)
     if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("onnx") is not None:
         try:
-            result = model_export.export(cached, "fp32", n_texts=40, samples=None)
+            result = model_export.export(cached, wanted, n_texts=40, samples=None)
         except Exception as exc:
             if kind == "onnx":
                 raise ConfigurationError(f"exporting the ONNX embedding model to {cached} failed: {exc}") from exc
             log.warning("ONNX export to %s failed, embedding with torch instead: %s", cached, exc)
             return SentenceTransformerEmbedder(batch_size=batch_size)
-        log.info("exported %s to ONNX (fp32) in %.1f s: %s (cosine to torch min %.7f)", MODEL_NAME,
+        log.info("exported %s to ONNX (%s) in %.1f s: %s (cosine to torch min %.7f)", MODEL_NAME, wanted,
                  result.seconds, cached, result.cosine_min)
         return OnnxEmbedder(cached, batch_size=batch_size)
     if kind == "onnx":

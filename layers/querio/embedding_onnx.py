@@ -44,9 +44,10 @@ fp32's; the differences above are noise); on 600 chunks of the six eval manuals 
 cosine min is 0.990 (table-of-contents leaders), fp16's 0.99999. Conclusions: queries are
 2.5-3x faster than torch and stay fast under CPU contention (torch's p50 went to 270-600 ms
 when the machine was busy, ONNX's to 16-28 ms); cold start is ~10x shorter; ingest
-throughput is on a par with torch, not higher (full int8 MatMuls would be ~1.9x but fail the
-0.99 cosine floor: min 0.965). Run time needs onnxruntime (78 MB installed), tokenizers
-(12 MB) and numpy (73 MB with numpy.libs), against torch's 1+ GB.
+throughput is on a par with torch, not higher. Hence what ships since issue 13 is ``qint8``
+(int8 MatMul weights per output channel): ~1.8x the fp32 throughput, cosine to torch min 0.965,
+judged by recall on the eval questions instead (README "Embeddings"). Run time needs
+onnxruntime (78 MB installed), tokenizers (12 MB) and numpy (73 MB with numpy.libs), against torch's 1+ GB.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from querio.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, _l2_normalise, _usable_cores
+from querio.embedding import DIMENSION, MAX_TOKENS, MODEL_NAME, _l2_normalise, _usable_cores, variant_of
 from querio.errors import ConfigurationError
 from querio.ports import Vector
 
@@ -100,12 +101,30 @@ class OnnxEmbedder:
         self.load_seconds: float | None = None
         #: The manifest's ``precision`` ("fp32", "int8"), once loaded; ``None`` without a manifest.
         self.precision: str | None = None
+        self._variant: str | None = None
 
     # --- public API ------------------------------------------------------------------------------
 
     @property
     def model_path(self) -> Path:
         return self.model_dir
+
+    @property
+    def variant(self) -> str:
+        """Model, quantization and export hash (:func:`querio.embedding.variant_of`), from the
+        manifest; a model without one is identified by hashing ``model.onnx``."""
+        if self._variant is None:
+            manifest = self._read_manifest()
+            if manifest is not None and manifest.get("precision"):
+                self._variant = variant_of(str(manifest["precision"]), manifest.get("model_sha256"))
+            else:
+                from querio.model_export import sha256_file
+
+                path = self.model_dir / MODEL_FILE
+                if not path.is_file():
+                    raise ConfigurationError(f"ONNX embedding model not found: {path} ({_HINT})")
+                self._variant = variant_of(None, sha256_file(path))
+        return self._variant
 
     @property
     def loaded(self) -> bool:
@@ -234,7 +253,8 @@ class OnnxEmbedder:
         options.inter_op_num_threads = 1
         # no busy-waiting between operators: on a shared or throttled CPU (other processes, the
         # database on the same cores, Lambda) spinning threads steal the time the work needs
-        # (bench, load average 3.5 on 2 cores: one query p50 22 ms spinning, 10 ms without)
+        # (load average 3.5: one query p50 22 ms spinning, 10 ms without; eval chunks, qint8,
+        # same minute: 101 chunks/s without spinning, 73 with)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -46,6 +46,13 @@ class Conflict(QuerioError):
     code = "conflict"
 
 
+class EmbedderMismatch(Conflict):
+    """The tenant's corpus was embedded by another embedder variant than the running one
+    (another model, quantization or export): its vectors and the query's are not comparable."""
+
+    code = "embedder_mismatch"
+
+
 class PayloadTooLarge(QuerioError):
     code = "payload_too_large"
 

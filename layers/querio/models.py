@@ -110,6 +110,8 @@ class Document(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     storage_class: str = "STANDARD"
+    #: Which embedder made the chunk vectors (``querio.embedding.variant_of``); ``None`` until completed.
+    embedder_variant: str | None = None
     s3_bucket: str | None = None
     s3_key: str | None = None
     s3_sequencer: str | None = None

@@ -342,6 +342,27 @@ class IngestParts(Protocol):
         the document (``completed``) and returns it, the others return ``None``."""
 
 
+class EmbedderVariants(Protocol):
+    """Which embedder made each document's vectors (issue 13): a corpus is never queried with a
+    model it was not embedded by, and ``querio reembed`` moves it to another."""
+
+    def embedder_variants(self, tenant_id: str, expected: str) -> dict[str, int]:
+        """``{}`` if all the tenant's searchable documents were embedded by ``expected``, else
+        their counts per variant."""
+
+    def reembed_candidates(self, variant: str, *, tenant_id: str | None = None, after_id: uuid.UUID | None = None,
+                           limit: int = 100) -> list[Document]:
+        """Searchable documents not embedded by ``variant``, in id order after ``after_id``."""
+
+    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        """``(chunk id, content)`` of a document in chunk order."""
+
+    def replace_embeddings(self, tenant_id: str, document_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID],
+                           embeddings: Vector | None, variant: str) -> bool:
+        """New vectors for a completed document's chunks and its ``variant``, in one transaction;
+        ``False`` if the document changed meanwhile (nothing written)."""
+
+
 # --- the system of record's vectors, for ``querio vectors`` and the Pinecone mirror --------------
 ChunkState = Literal["live", "deleted", "hidden"]
 
@@ -473,6 +494,11 @@ class Embedder(Protocol):
     model_name: str
     dimension: int
     max_tokens: int  # the model's window in word pieces, [CLS]/[SEP] included (256)
+
+    @property
+    def variant(self) -> str:
+        """Model + quantization + export hash: recorded with every document's vectors; a corpus
+        is searched only with the variant it was embedded with (``querio.embedding.variant_of``)."""
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Shape ``(len(texts), dimension)``."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from querio.analytics import AnalyticsWriter
 from querio.config import Settings
-from querio.errors import NotFound, RateLimited
+from querio.errors import EmbedderMismatch, NotFound, RateLimited, ValidationFailed
 from querio.ingest.events import (
     FILENAME_METADATA,
     IngestPart,
@@ -64,6 +64,7 @@ from querio.ports import (
     DocumentStore,
     DownloadUrls,
     Embedder,
+    EmbedderVariants,
     IngestParts,
     QueryLog,
     QueryRecord,
@@ -75,6 +76,7 @@ from querio.ports import (
     VectorStore,
     utcnow,
 )
+from querio.reembed import ReembedReport, ReembedStep, reembed
 from querio.retrieval.citing import cited_sources, page_of
 from querio.retrieval.hybrid import rrf_fuse
 from querio.vectors.sync import IndexSync
@@ -130,8 +132,11 @@ class QuerioService:
                  s3_objects: S3Objects, sweeps: Sweeps, parts: IngestParts, vectors: VectorStore, blobs: BlobStore,
                  cache: Cache, embedder: Callable[[], Embedder],
                  answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None,
-                 search: ChunkSearch | None = None, indexes: TenantIndexes | None = None) -> None:
+                 search: ChunkSearch | None = None, indexes: TenantIndexes | None = None,
+                 variants: EmbedderVariants | None = None) -> None:
         self.settings = settings
+        #: which embedder made each document's vectors; None: a store that records none (the fakes)
+        self.variants = variants
         self.urls = urls  # None: the blob store's own presigned GETs
         self.documents = documents
         self.chats = chats
@@ -228,6 +233,18 @@ class QuerioService:
         self._bump_generation(principal.tenant_id)
         return outcome
 
+    def reembed(self, *, tenant_id: str | None, progress: Callable[[ReembedStep], None] | None = None,
+                limit: int | None = None) -> ReembedReport:
+        """Embed again, with the running embedder, the documents of ``tenant_id`` (``None``: every
+        tenant) that another variant embedded (see :mod:`querio.reembed`)."""
+        if self.variants is None:
+            raise ValidationFailed("this document store records no embedder variants; nothing to re-embed")
+        report = reembed(self.documents, self.variants, self.vectors, self.embedder, tenant_id=tenant_id,
+                         progress=progress, limit=limit)
+        for tenant in report.tenants:
+            self._bump_generation(tenant)
+        return report
+
     # --- retrieval -----------------------------------------------------------------------------
 
     def search(self, principal: Principal, request: SearchRequest) -> SearchResponse:
@@ -310,6 +327,8 @@ class QuerioService:
 
     def _retrieve(self, tenant: str, query: str, k: int, filters: SearchFilters, alpha: float) -> list[SearchHit]:
         n = k * self.settings.candidate_multiplier
+        if alpha > 0:
+            self._check_embedder(tenant)
         vector = self._query_vector(query) if alpha > 0 else None
         if self.search_engine is not None:  # one call: both legs, the fusion and the fetch
             ranked = self.search_engine.hybrid(tenant, query, vector, k=k, filters=filters, alpha=alpha,
@@ -334,9 +353,23 @@ class QuerioService:
         return [RankedChunk(chunks[f.chunk_id], f.score, f.vector_rank, f.text_rank)
                 for f in fused if f.chunk_id in chunks]
 
+    def _check_embedder(self, tenant: str) -> None:
+        """Refuse a vector search of a corpus embedded by another variant: its neighbours would be
+        silently wrong. Full-text search still works; ``querio reembed`` converts the corpus."""
+        running = self.embedder.variant
+        found = self.variants.embedder_variants(tenant, running) if self.variants is not None else {}
+        if found:
+            other = ", ".join(f"{v} ({n} documents)" for v, n in found.items() if v != running)
+            raise EmbedderMismatch(
+                f"this corpus was embedded by {other}, but the running embedder is {running}; vector search"
+                f" would compare incompatible vectors. Run `querio reembed --tenant {tenant}` (or set"
+                " QUERIO_MODEL_PRECISION / QUERIO_MODEL_DIR back to the corpus's model); text search"
+                " (alpha 0) still works.", details={"running": running, "corpus": found})
+
     def _query_vector(self, query: str) -> np.ndarray:
         embedder = self.embedder
-        key = f"emb:{embedder.model_name}:{hashlib.sha256(query.encode()).hexdigest()}"
+        # the variant, not just the model: a quantized model's query vector differs
+        key = f"emb:{embedder.variant}:{hashlib.sha256(query.encode()).hexdigest()}"
         if (raw := self._cache_get(key)) is not None and len(raw) == 4 * embedder.dimension:
             return np.frombuffer(raw, dtype=np.float32)
         vector = embedder.embed_query(query).astype(np.float32)

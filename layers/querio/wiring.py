@@ -234,11 +234,12 @@ def build_service(settings: Settings) -> QuerioService:
         if isinstance(vectors, PgVectorStore) else None
 
     def embedder() -> Embedder:
-        return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir)
+        return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir,
+                            settings.model_precision)
 
     blobs = build_blob_store(settings)
     return QuerioService(settings=settings, documents=documents, chats=documents, query_log=documents,
-                         s3_objects=documents, sweeps=documents, parts=documents, vectors=vectors,
+                         s3_objects=documents, sweeps=documents, parts=documents, variants=documents, vectors=vectors,
                          blobs=blobs, cache=build_cache(settings), embedder=embedder,
                          answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
                          urls=build_download_urls(settings, blobs), search=search,

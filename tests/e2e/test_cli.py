@@ -320,3 +320,24 @@ def test_serve_refuses_before_100_continue(served: Served, tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60, check=False)
     body, code = proc.stdout.rsplit("\n", 1)
     assert code == "413" and json.loads(body)["error"]["code"] == "payload_too_large"
+
+
+def test_reembed_after_a_model_change(tmp_path: Path, corpus: Path) -> None:
+    """A corpus ingested with the fp32 model is refused by the shipped (int8) one until
+    `querio reembed` converts it; the command reports progress and is a no-op when re-run."""
+    data = tmp_path / "data"
+    pdf = corpus / "handbook.pdf"
+    assert run("ingest", str(pdf), data_dir=data, QUERIO_MODEL_PRECISION="fp32").returncode == 0
+
+    refused = run("search", "fix a flat tyre", data_dir=data)
+    assert refused.returncode == 1
+    assert "querio reembed" in refused.stderr and "all-MiniLM-L6-v2/fp32" in refused.stderr
+
+    done = run("reembed", data_dir=data)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\[1/1\] \S+ handbook\.pdf \(.*\): \d+ chunks reembedded", done.stderr), done.stderr
+    assert "re-embedded 1 of 1 documents" in done.stdout
+    again = as_json(run("reembed", "--all", "--json", data_dir=data))
+    assert (again["documents"], again["reembedded"]) == (0, 0)
+    found = run("search", "fix a flat tyre", "--json", data_dir=data)
+    assert found.returncode == 0 and as_json(found)["results"][0]["page"] == 2

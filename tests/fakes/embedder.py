@@ -16,6 +16,7 @@ _WORD = re.compile(r"\w+")
 
 class HashEmbedder:
     model_name = "hash-bow"
+    variant = "hash-bow"  # the one variant the fakes record (no EmbedderVariants store)
     dimension = 384
     max_tokens = 256
 

@@ -71,6 +71,14 @@ def test_targets_met_missed_and_unmeasured():
     assert rows["vector_100k"]["measured"] == "not measured"
 
 
+def test_issue13_quality_needs_every_floor():
+    assert by_name(report.compute_targets(RESULTS))["quality_issue13"]["met"] is True
+    results = copy.deepcopy(RESULTS)
+    results["sections"]["quality"]["modes"]["vector"]["recall_at_10"] = 0.958  # hybrid alone still passes
+    row = by_name(report.compute_targets(results))["quality_issue13"]
+    assert row["met"] is False and "vector recall@10 0.958" in row["measured"]
+
+
 def test_concurrency_errors_miss_the_target():
     results = copy.deepcopy(RESULTS)
     results["sections"]["concurrency"]["levels"][2]["errors"] = 3

@@ -172,3 +172,14 @@ def test_model_window_is_256(embedder: SentenceTransformerEmbedder) -> None:
     base = "word " * 300
     a, b = embedder.embed_documents([base, base + " completely different ending about cooking"])
     assert float(a @ b) > 0.9999
+
+
+def test_variants_share_only_what_the_export_check_holds_to_the_reference() -> None:
+    from querio.embedding import REFERENCE_VARIANT, variant_of
+
+    # fp32/fp16 exports are checked at cosine >= 0.9999 to torch: one variant, whatever their hash
+    assert variant_of("fp32", "aa" * 32) == variant_of("fp16", "bb" * 32) == REFERENCE_VARIANT
+    assert SentenceTransformerEmbedder().variant == REFERENCE_VARIANT
+    # a quantized export is its own variant: two quantizations are never assumed compatible
+    assert variant_of("qint8", "aa" * 32) != variant_of("qint8", "bb" * 32)
+    assert variant_of("qint8", "aa" * 32).startswith("all-MiniLM-L6-v2/qint8/sha256:aaaa")

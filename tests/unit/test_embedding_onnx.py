@@ -336,7 +336,7 @@ def test_choose_exports_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(model_export, "cached_model_dir", lambda precision="fp32": target)
     monkeypatch.setattr(model_export, "export", fake_export)
     e = choose_embedder(8, "auto", None)
-    assert calls == [(target, "fp32")] and isinstance(e, OnnxEmbedder) and e.model_dir == target
+    assert calls == [(target, "qint8")] and isinstance(e, OnnxEmbedder) and e.model_dir == target  # what ships
 
 
 def test_choose_falls_back_to_torch_when_the_export_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

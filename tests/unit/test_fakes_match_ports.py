@@ -18,6 +18,7 @@ PAIRS = [(ports.DocumentStore, fakes.InMemoryDocuments, PostgresDocumentStore),
          (ports.S3Objects, fakes.InMemoryS3Objects, PostgresDocumentStore),
          (ports.Sweeps, fakes.InMemorySweeps, PostgresDocumentStore),
          (ports.IngestParts, None, PostgresDocumentStore),
+         (ports.EmbedderVariants, None, PostgresDocumentStore),
          (ports.VectorSource, fakes.InMemoryVectorSource, PostgresVectorSource),
          (ports.MigrationCheckpoints, fakes.InMemoryCheckpoints, PostgresMigrationCheckpoints)]
 MAX_METHODS = 16  # DocumentStore, with fulltext_search until the full-text port takes it

@@ -127,8 +127,8 @@ def ingest_part(service: QuerioService, item: IngestPart) -> IngestOutcome:
         doc = service.parts.store_part(tenant, doc_id, item.part_no, chunks=chunks,
                               embeddings=vectors if service.vectors.colocated else None,
                               stats={"word_count": parsed.word_count, "empty_pages": len(parsed.empty_pages),
-                                     "info": info}, index_stride=PART_INDEX_STRIDE,
-                              indexing=service.pipeline.indexing)
+                                     "info": info, "embedder_variant": embedder.variant},
+                              index_stride=PART_INDEX_STRIDE, indexing=service.pipeline.indexing)
     except PermanentIngestError as exc:
         service.parts.fail_part(tenant, doc_id, item.part_no, exc.message)
         failed = docs.mark_failed(tenant, doc_id, code=exc.code, message=f"part {item.part_no}: {exc.message}")

@@ -28,7 +28,17 @@ from querio.config import Settings
 from querio.errors import EmptyFile, FileTooLarge, PermanentIngestError, QuerioError, TransientError
 from querio.ingest.chunking import chunk_pages
 from querio.ingest.pdf import parse_pdf
-from querio.models import ChunkDraft, Document, DocumentStatus, IngestOutcome, NewDocument, Page, S3Binding, clean_tags
+from querio.models import (
+    ChunkDraft,
+    Document,
+    DocumentStatus,
+    IngestOutcome,
+    NewDocument,
+    Page,
+    ParsedPdf,
+    S3Binding,
+    clean_tags,
+)
 from querio.ports import BlobStore, DocumentStore, Embedder, Vector, VectorStore
 from querio.text import repair_surrogates
 from querio.vectors.sync import IndexSync
@@ -72,6 +82,13 @@ def embedding_context(title: str | None, filename: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def embed_chunks(embedder: Embedder, context: str, contents: Sequence[str]) -> Vector:
+    """The vectors of chunk texts as stored: each embedded with the ``context`` line before it
+    (ingest and ``querio reembed`` both come here, so their vectors are the same)."""
+    prefix = f"{context}\n" if context else ""
+    return embedder.embed_documents([prefix + c for c in contents])
+
+
 def chunk_and_embed(pages: Sequence[Page], *, context: str, settings: Settings,
                     embedder: Embedder) -> tuple[list[ChunkDraft], Vector]:
     """Page-aware chunks and their embeddings, shape ``(len(chunks), embedder.dimension)``.
@@ -79,12 +96,31 @@ def chunk_and_embed(pages: Sequence[Page], *, context: str, settings: Settings,
     The chunker's token budget leaves room for ``context`` so that context + chunk still fit
     the model's window (256 word pieces for all-MiniLM-L6-v2) and no chunk text is truncated.
     """
-    prefix = f"{context}\n" if context else ""
-    prefix_tokens = embedder.count_tokens([prefix])[0] if prefix else 0
+    chunks = chunk_for(pages, context=context, settings=settings, embedder=embedder)
+    return chunks, embed_chunks(embedder, context, [c.content for c in chunks])
+
+
+def chunk_for(pages: Sequence[Page], *, context: str, settings: Settings, embedder: Embedder) -> list[ChunkDraft]:
+    """Chunks sized so that ``context`` + newline + chunk fit the model's window."""
+    prefix_tokens = embedder.count_tokens([f"{context}\n"])[0] if context else 0
     budget = max(embedder.max_tokens - prefix_tokens, embedder.max_tokens // 2)
-    chunks = chunk_pages(pages, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                         count_tokens=embedder.count_tokens, max_tokens=budget)
-    return chunks, embedder.embed_documents([prefix + c.content for c in chunks])
+    return chunk_pages(pages, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                       count_tokens=embedder.count_tokens, max_tokens=budget)
+
+
+def parse_chunk_embed(data: bytes, *, filename: str, settings: Settings,
+                      embedder: Embedder) -> tuple[ParsedPdf, list[ChunkDraft], Vector]:
+    """Parse the whole PDF, then chunk and embed it.
+
+    Why not parse the next page range while the current one embeds (tried for issue 13): running
+    headers and footers (``ingest.boilerplate``) and hyphenated compounds are learnt from the whole
+    document, so per-range parsing changed the text; and on 2 cores the parse thread measured no
+    net gain once ONNX Runtime stopped spinning (the README's Performance section).
+    """
+    parsed = parse_pdf(data, max_pages=settings.max_pages)
+    chunks, vectors = chunk_and_embed(parsed.pages, context=embedding_context(parsed.info.title, filename),
+                                      settings=settings, embedder=embedder)
+    return parsed, chunks, vectors
 
 
 class IngestPipeline:
@@ -146,12 +182,11 @@ class IngestPipeline:
                     "(QUERIO_MAX_FILE_BYTES)")
             if not self._blobs.exists(key):
                 self._blobs.put(key, data, metadata={"tenant": tenant_id, "document-id": str(document_id)})
-            say("parsing")
-            parsed = parse_pdf(data, max_pages=self._s.max_pages)
-            say("chunking and embedding")
-            chunks, vectors = chunk_and_embed(parsed.pages, context=embedding_context(parsed.info.title, filename),
-                                              settings=self._s, embedder=self._embedder())
+            say("parsing, chunking and embedding")
+            parsed, chunks, vectors = parse_chunk_embed(data, filename=filename, settings=self._s,
+                                                        embedder=self._embedder())
             info = {
+                "embedder_variant": self._embedder().variant,
                 "page_count": parsed.page_count, "word_count": parsed.word_count,
                 "empty_page_count": len(parsed.empty_pages), "title": parsed.info.title,
                 "author": parsed.info.author, "language": parsed.info.language,

@@ -397,7 +397,8 @@ class PostgresDocumentStore:
 
         ``embeddings``: ``(len(chunks), 384)`` float32 or ``None``. ``info`` keys (all
         optional): ``page_count``, ``word_count``, ``empty_page_count`` (ints), ``title``,
-        ``author``, ``language`` (str, cut to the column widths), ``created_date`` (date).
+        ``author``, ``language`` (str, cut to the column widths), ``created_date`` (date),
+        ``embedder_variant`` (which embedder made ``embeddings``).
         Raises ``NotFound`` if the document was deleted meanwhile (the delete wins),
         ``ValidationFailed`` for bad shapes or values (nothing is written).
         """
@@ -443,10 +444,11 @@ class PostgresDocumentStore:
                 " page_count = %(page_count)s, word_count = %(word_count)s,"
                 " empty_page_count = %(empty_page_count)s, chunk_count = %(chunk_count)s,"
                 " title = %(title)s, author = %(author)s, language = %(language)s,"
-                " created_date = %(created_date)s"
+                " created_date = %(created_date)s, embedder_variant = %(embedder_variant)s"
                 " WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING *",
                 {
                     "id": document_id, "tenant": tenant_id, "chunk_count": len(chunks), "status": _done(indexing),
+                    "embedder_variant": info.get("embedder_variant"),
                     "page_count": info.get("page_count"), "word_count": info.get("word_count"),
                     "empty_page_count": info.get("empty_page_count"),
                     "title": _cut(info.get("title"), 500), "author": _cut(info.get("author"), 255),
@@ -884,10 +886,10 @@ class PostgresDocumentStore:
             terms = _index_terms(conn, tenant_id, document_id, removed=old_terms, lo=lo, hi=hi)
             conn.execute(
                 "UPDATE ingest_parts SET status = 'done', chunk_count = %s, word_count = %s, empty_pages = %s,"
-                " info = %s, finished_at = now(), updated_at = now()"
+                " info = %s, embedder_variant = %s, finished_at = now(), updated_at = now()"
                 " WHERE document_id = %s AND tenant_id = %s AND part_no = %s",
                 (len(chunks), int(stats.get("word_count") or 0), int(stats.get("empty_pages") or 0),
-                 Jsonb(stats.get("info") or {}), document_id, tenant_id, part_no))
+                 Jsonb(stats.get("info") or {}), stats.get("embedder_variant"), document_id, tenant_id, part_no))
             # progress keeps the document from looking like a crashed worker's (stale) row
             conn.execute("UPDATE documents SET updated_at = now() WHERE id = %s AND tenant_id = %s",
                          (document_id, tenant_id))
@@ -895,7 +897,10 @@ class PostgresDocumentStore:
             totals = conn.cursor(row_factory=dict_row).execute(
                 "SELECT count(*) FILTER (WHERE status <> 'done') AS open, max(page_to) AS pages,"
                 " sum(chunk_count) AS chunks, sum(word_count) AS words, sum(empty_pages) AS empty,"
-                " (SELECT info FROM ingest_parts WHERE document_id = %(id)s AND part_no = 0) AS info"
+                " (SELECT info FROM ingest_parts WHERE document_id = %(id)s AND part_no = 0) AS info,"
+                # parts embedded by different variants (a deploy mid-document): 'mixed' matches no embedder
+                " CASE WHEN count(DISTINCT embedder_variant) = 1 AND count(embedder_variant) = count(*)"
+                " THEN min(embedder_variant) ELSE 'mixed' END AS variant"
                 " FROM ingest_parts WHERE document_id = %(id)s AND tenant_id = %(tenant)s",
                 {"id": document_id, "tenant": tenant_id}).fetchone()
             if totals is None or totals["open"]:
@@ -907,8 +912,10 @@ class PostgresDocumentStore:
                 " processing_completed_at = now(), updated_at = now(), error_code = NULL, error_message = NULL,"
                 " page_count = %(pages)s, word_count = %(words)s, empty_page_count = %(empty)s,"
                 " chunk_count = %(chunks)s, title = %(title)s, author = %(author)s, language = %(language)s,"
-                " created_date = %(created)s WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING *",
+                " created_date = %(created)s, embedder_variant = %(variant)s"
+                " WHERE id = %(id)s AND tenant_id = %(tenant)s RETURNING *",
                 {"id": document_id, "tenant": tenant_id, "pages": totals["pages"], "words": totals["words"],
+                 "variant": totals["variant"],
                  "empty": totals["empty"], "chunks": totals["chunks"], "title": _cut(info.get("title"), 500),
                  "author": _cut(info.get("author"), 255), "language": _cut(info.get("language"), 10),
                  "created": _date(info.get("created_date")), "status": _done(indexing)})
@@ -916,30 +923,96 @@ class PostgresDocumentStore:
                 doc = _retire_superseded(conn, tenant_id, document_id, *binding)
             return doc
 
+    # embedder variants (issue 13) -----------------------------------------------------------------
+    def embedder_variants(self, tenant_id: str, expected: str) -> dict[str, int]:
+        """``{}`` when every searchable document of the tenant was embedded by ``expected`` (two
+        index probes: min and max), else the tenant's searchable documents per variant."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT min(embedder_variant), max(embedder_variant), bool_or(embedder_variant IS NULL)"
+                " FROM documents WHERE tenant_id = %s AND deleted_at IS NULL AND processing_status = 'completed'",
+                (tenant_id,)).fetchone()
+            if row is None or (row[0] is None and not row[2]) or (row[0] == row[1] == expected and not row[2]):
+                return {}
+            rows = conn.execute(
+                "SELECT COALESCE(embedder_variant, 'unknown'), count(*) FROM documents WHERE tenant_id = %s"
+                " AND deleted_at IS NULL AND processing_status = 'completed' GROUP BY 1 ORDER BY 1",
+                (tenant_id,)).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def reembed_candidates(self, variant: str, *, tenant_id: str | None = None, after_id: uuid.UUID | None = None,
+                           limit: int = 100) -> list[Document]:
+        """Searchable documents not embedded by ``variant`` (of one tenant or all), in id order
+        after ``after_id`` (keyset pages)."""
+        with self.connection() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM documents WHERE deleted_at IS NULL AND processing_status = 'completed'"
+                " AND embedder_variant IS DISTINCT FROM %(variant)s"
+                " AND (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+                " AND (%(after)s::uuid IS NULL OR id > %(after)s) ORDER BY id LIMIT %(limit)s",
+                {"variant": variant, "tenant": tenant_id, "after": after_id, "limit": limit}).fetchall()
+        return [Document.model_validate(r) for r in rows]
+
+    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        """``(chunk id, content)`` of a document, in chunk order."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT id, content FROM document_chunks WHERE tenant_id = %s AND document_id = %s"
+                                " ORDER BY chunk_index", (tenant_id, document_id)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def replace_embeddings(self, tenant_id: str, document_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID],
+                           embeddings: Vector | None, variant: str) -> bool:
+        """Rewrite a completed document's chunk vectors (``None``: they live in an external index,
+        already written) and record ``variant``, in one transaction. ``False`` (nothing written)
+        if the document was deleted, is being reprocessed or its chunks changed meanwhile."""
+        if embeddings is not None and (embeddings.ndim != 2 or embeddings.shape[0] != len(chunk_ids)):
+            raise ValidationFailed(f"embeddings shape {embeddings.shape} does not match {len(chunk_ids)} chunks")
+        with self.connection() as conn, conn.transaction():
+            if conn.execute("SELECT 1 FROM documents WHERE id = %s AND tenant_id = %s AND deleted_at IS NULL"
+                            " AND processing_status = 'completed' FOR UPDATE",
+                            (document_id, tenant_id)).fetchone() is None:
+                return False
+            current = conn.execute("SELECT id FROM document_chunks WHERE tenant_id = %s AND document_id = %s",
+                                   (tenant_id, document_id)).fetchall()
+            if {r[0] for r in current} != set(chunk_ids) or len(current) != len(chunk_ids):
+                return False
+            if embeddings is not None:
+                with conn.cursor() as cur:
+                    cur.executemany("UPDATE document_chunks SET embedding = %s WHERE id = %s AND tenant_id = %s",
+                                    [(PgVector(embeddings[i]), cid, tenant_id) for i, cid in enumerate(chunk_ids)])
+            conn.execute("UPDATE documents SET embedder_variant = %s, updated_at = now()"
+                         " WHERE id = %s AND tenant_id = %s", (variant, document_id, tenant_id))
+        return True
+
     # bulk loads (benchmarks, imports) ------------------------------------------------------------
     def bulk_load(self, tenant_id: str, documents: Sequence[tuple[uuid.UUID, str, Sequence[str]]],
-                  chunks: Sequence[tuple[uuid.UUID, str, int, int]], embeddings: Vector | None) -> None:
+                  chunks: Sequence[tuple[uuid.UUID, str, int, int]], embeddings: Vector | None,
+                  embedder_variant: str | None = None) -> None:
         """Load completed documents and their chunks straight into the schema, the way ingest
         would leave them, in one transaction: ``documents`` as ``(id, filename, tags)``,
         ``chunks`` as ``(document_id, content, chunk_index, page)`` row-aligned with
         ``embeddings``; both with binary COPY. Postings, document frequencies and the tenant's
-        counters are then written set-wise with the ingest path's own statements."""
+        counters are then written set-wise with the ingest path's own statements.
+        ``embedder_variant``: what made ``embeddings`` (``Embedder.variant``), recorded per document
+        so that vector search accepts the corpus."""
         if embeddings is not None and embeddings.shape[0] != len(chunks):
             raise ValidationFailed(f"embeddings shape {embeddings.shape} does not match {len(chunks)} chunks")
         with self.connection() as conn, conn.transaction():
             conn.execute("SET LOCAL statement_timeout = 0")  # a bulk load may take minutes
             with conn.cursor().copy(
                     "COPY documents (id, tenant_id, filename, original_filename, file_size, content_sha256,"
-                    " storage_type, processing_status, processed, chunk_count, tags) FROM STDIN (FORMAT BINARY)"
+                    " storage_type, processing_status, processed, chunk_count, tags, embedder_variant)"
+                    " FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["uuid", "text", "text", "text", "int8", "text", "text", "text", "bool", "int4",
-                                "text[]"])
+                                "text[]", "text"])
                 counts: dict[uuid.UUID, int] = {}
                 for doc_id, _, _, _ in chunks:
                     counts[doc_id] = counts.get(doc_id, 0) + 1
                 for doc_id, filename, tags in documents:
                     copy.write_row((doc_id, tenant_id, filename, filename, 0, doc_id.hex + doc_id.hex,
-                                    "filesystem", "completed", True, counts.get(doc_id, 0), list(tags)))
+                                    "filesystem", "completed", True, counts.get(doc_id, 0), list(tags),
+                                    embedder_variant))
             with conn.cursor().copy(_CHUNK_COPY) as copy:
                 copy.set_types(_CHUNK_COPY_TYPES)
                 for i, (doc_id, content, index, page) in enumerate(chunks):
