@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         default=1.0, ge=0.0, le=1.0, description="share of queries also sent to the shadow store"
     )
 
+    # full text (issue 15; see querio.adapters.opensearch and querio.fulltext) ---------------------------
+    fulltext_backend: Literal["postgres", "opensearch"] = Field(default="postgres", description="which engine answers the full-text leg (issue 15); PostgreSQL stays the system of record")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
+    opensearch_url: str | None = Field(default=None, description="OpenSearch endpoint (https://...); required when QUERIO_FULLTEXT_BACKEND=opensearch")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
+    opensearch_index_prefix: str = Field(default="querio-chunks", max_length=100, description="prefix of the full-text index name(s)")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
+
     # identity and request limits (the HTTP API) ------------------------------------------------------
     tenant_claim: str = Field(
         default="custom:tenant_id", min_length=1, max_length=128,
@@ -183,6 +188,8 @@ class Settings(BaseSettings):
             if self.pinecone_api_key is None and not self.pinecone_api_key_secret_arn:
                 raise ValueError("QUERIO_PINECONE_API_KEY or QUERIO_PINECONE_API_KEY_SECRET_ARN is required when"
                                  " QUERIO_VECTOR_BACKEND=pinecone or QUERIO_VECTOR_SHADOW=true")
+        if self.fulltext_backend == "opensearch" and not self.opensearch_url:
+            raise ValueError("QUERIO_OPENSEARCH_URL is required when QUERIO_FULLTEXT_BACKEND=opensearch")
         return self
 
     @property
