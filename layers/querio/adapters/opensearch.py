@@ -314,7 +314,9 @@ class OpenSearchFullText:
         return int(result.get("deleted", 0))
 
     def _bulk(self, body: str, actions: int) -> None:
-        result = self._call("bulk write", lambda: self.client.bulk(body=body))
+        # the Bulk API documents NDJSON's own media type (opensearch-py would send application/json)
+        result = self._call("bulk write", lambda: self.client.bulk(body=body,
+                                                                   headers={"Content-Type": "application/x-ndjson"}))
         if result.get("errors"):
             failed = [item for item in result.get("items", []) for r in item.values() if "error" in r]
             first = next(iter(failed[0].values())) if failed else {}
