@@ -22,6 +22,7 @@ from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCOR
 from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.models import ChunkRef, SearchFilters
 from querio.ports import IndexedChunk
+from querio.text import normalize_line
 
 ChunkState = Literal["live", "deleted", "hidden"]
 
@@ -50,7 +51,10 @@ class PostgresFullText:
         self.text_budget = budget
 
     def search(self, tenant_id: str, query: str, k: int, filters: SearchFilters) -> list[ChunkRef]:
-        if k <= 0 or not query.strip():
+        # the port normalizes its query itself (idempotent): callers other than the API models
+        # (the CLI's verify, the bench) get the normalization documents got at ingest
+        query = normalize_line(query)
+        if k <= 0 or not query:
             return []
         stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
                                           rescore=self.text_rescore, budget=self.text_budget)
