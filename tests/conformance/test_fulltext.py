@@ -139,6 +139,7 @@ def test_tenant_isolation_with_hostile_ids(fulltext: FullTextHarness, hostile: s
     assert fulltext.got(hostile, "merger budget") == []
     assert fulltext.got(hostile, "merger budget", document_ids=[doc.id]) == []
     assert fulltext.got("other", "merger budget", document_ids=[doc.id]) == []  # another tenant's document
+    assert fulltext.got("other", "merger budget") == other
     assert fulltext.got("other", "secret") == []
 
 
