@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.events",
     "tests.fixtures.aws_events",
     "tests.fixtures.redis",
+    "tests.fixtures.opensearch_recorder",
 ]

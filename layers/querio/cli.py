@@ -10,6 +10,7 @@
     querio stats [--json]
     querio serve [--port 8000] [--host 127.0.0.1]     the HTTP API (same routes as API Gateway)
     querio vectors migrate|verify|reconcile|index     pgvector -> Pinecone; per-tenant HNSW indexes
+    querio fulltext backfill|verify|reconcile          PostgreSQL -> OpenSearch full text
     querio cost [--tier small|mid|enterprise] [--json] monthly AWS estimate of a deployment tier
 
 ``--data-dir`` sets ``QUERIO_DATA_DIR`` for this process (blobs and the private PostgreSQL
@@ -525,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     from querio.vectors.commands import add_parser as add_vectors_parser  # issue 5: migrate, verify, reconcile
 
     add_vectors_parser(sub, common, as_json)
+
+    from querio.fulltext.commands import add_parser as add_fulltext_parser  # issue 15: OpenSearch
+
+    add_fulltext_parser(sub, common, as_json)
 
     p = sub.add_parser("cost", parents=[common, as_json], help="monthly AWS cost estimate of a deployment tier")
     p.add_argument("--tier", default="small", help="small | mid | enterprise (default small)")

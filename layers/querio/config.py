@@ -193,6 +193,8 @@ class Settings(BaseSettings):
             if self.pinecone_api_key is None and not self.pinecone_api_key_secret_arn:
                 raise ValueError("QUERIO_PINECONE_API_KEY or QUERIO_PINECONE_API_KEY_SECRET_ARN is required when"
                                  " QUERIO_VECTOR_BACKEND=pinecone or QUERIO_VECTOR_SHADOW=true")
+        if self.fulltext_backend == "opensearch" and not self.opensearch_url:
+            raise ValueError("QUERIO_OPENSEARCH_URL is required when QUERIO_FULLTEXT_BACKEND=opensearch")
         return self
 
     @property

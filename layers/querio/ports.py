@@ -161,6 +161,35 @@ class ChunkSearch(Protocol):
         exactly as ``querio.retrieval.hybrid.rrf_fuse`` ranks the two legs."""
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedChunk:
+    """One chunk as an external full-text index holds it: its text and exactly the fields the
+    search filters need (``SearchFilters``), read from PostgreSQL after the commit."""
+
+    tenant_id: str
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    chunk_index: int
+    page_number: int
+    page_end: int  # COALESCE(page_end, page_number), as the SQL filters read it
+    content: str
+    tags: tuple[str, ...]
+    uploaded_at: dt.datetime
+
+
+class FullTextSearch(Protocol):
+    """The full-text leg alone (issue 15): PostgreSQL BM25 (small, mid, local) or OpenSearch
+    (enterprise). PostgreSQL stays the system of record; an engine outside it is kept in step
+    after each commit (``querio.vectors.sync.IndexSync``) and only ever returns live chunks."""
+
+    name: str  # "postgres" | "opensearch"
+
+    def search(self, tenant_id: str, query: str, k: int, filters: SearchFilters) -> list[ChunkRef]:
+        """Up to ``k`` live chunks of the tenant by BM25 (English analysis of the normalized
+        query, OR of its terms), best first, ``filters`` applied before the limit. An empty or
+        stop-word-only query returns ``[]``."""
+
+
 class TenantIndexes(Protocol):
     """Per-tenant search indexes an engine builds once a tenant is big enough (pgvector: a
     partial HNSW index per tenant)."""

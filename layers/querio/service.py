@@ -65,6 +65,7 @@ from querio.ports import (
     DownloadUrls,
     Embedder,
     EmbedderVariants,
+    FullTextSearch,
     IngestParts,
     QueryLog,
     QueryRecord,
@@ -133,7 +134,7 @@ class QuerioService:
                  cache: Cache, embedder: Callable[[], Embedder],
                  answerer: Callable[[Embedder], AnswerGenerator], urls: DownloadUrls | None = None,
                  search: ChunkSearch | None = None, indexes: TenantIndexes | None = None,
-                 variants: EmbedderVariants | None = None) -> None:
+                 variants: EmbedderVariants | None = None, fulltext: FullTextSearch | None = None) -> None:
         self.settings = settings
         #: which embedder made each document's vectors; None: a store that records none (the fakes)
         self.variants = variants
@@ -150,6 +151,8 @@ class QuerioService:
         #: one-call hybrid search (both legs and the fusion in the engine); None: fuse here
         self.search_engine = search
         self.indexes = indexes
+        #: the full-text leg of ``_fuse_here`` (issue 15: OpenSearch); None: PostgreSQL's
+        self.fulltext = fulltext
         self.analytics = AnalyticsWriter(query_log, documents)
         self._embedder_factory = embedder
         self._answerer_factory = answerer
@@ -157,7 +160,8 @@ class QuerioService:
         self._indexing_lock = threading.Lock()
         #: tenant -> (read at, corpus version): see ``_corpus_version``
         self._versions: dict[str, tuple[float, str]] = {}
-        self.pipeline = IngestPipeline(settings, documents, vectors, blobs, lambda: self.embedder)
+        self.pipeline = IngestPipeline(settings, documents, vectors, blobs, lambda: self.embedder,
+                                       indexes=[fulltext] if isinstance(fulltext, IndexSync) else [])
 
     # lazily built: health checks and document listing never load the model
     @cached_property
@@ -210,6 +214,8 @@ class QuerioService:
             self.vectors.delete_document(tenant_id, doc.id)
         elif isinstance(self.vectors, IndexSync):  # an external index mirrors the chunk rows
             self.vectors.document_purged(tenant_id, doc.id)
+        if isinstance(self.fulltext, IndexSync):  # OpenSearch mirrors the chunk rows too
+            self.fulltext.document_purged(tenant_id, doc.id)
         if delete_blob and doc.storage_path and self._owns_blob(doc):
             self.blobs.delete(doc.storage_path)
         self.documents.purge_document(tenant_id, doc.id)
@@ -344,9 +350,11 @@ class QuerioService:
 
     def _fuse_here(self, tenant: str, query: str, vector: np.ndarray | None, k: int, n: int,
                    filters: SearchFilters, alpha: float) -> list[RankedChunk]:
-        """The two legs from their own stores (a vector service and PostgreSQL full text), fused here."""
+        """The two legs from their own stores (pgvector or a vector service; PostgreSQL or OpenSearch
+        full text), fused here with ``rrf_fuse``; the chunks are read from PostgreSQL."""
         vector_refs = self.vectors.query(tenant, vector, n, filters) if vector is not None else []
-        text_refs = self.documents.fulltext_search(tenant, query, n, filters) if alpha < 1 else []
+        search_text = self.fulltext.search if self.fulltext is not None else self.documents.fulltext_search
+        text_refs = search_text(tenant, query, n, filters) if alpha < 1 else []
         fused = rrf_fuse(vector_refs, text_refs, alpha=alpha, rrf_k=self.settings.rrf_k, limit=k)
         chunks = self.documents.fetch_chunks(tenant, [f.chunk_id for f in fused])
         # a chunk deleted between the reads, or a vector with no chunk row, is skipped
@@ -433,12 +441,20 @@ class QuerioService:
         commit (``replaced``: a reprocess, whose old records go). When that index serves
         queries the document was stored ``indexing`` and becomes ``completed`` only once the
         copy succeeded; a failed copy leaves it ``indexing`` (``outcome.document`` shows it)."""
-        if outcome.status == "ingested" and outcome.document is not None and isinstance(self.vectors, IndexSync):
+        if outcome.status == "ingested" and outcome.document is not None and self._index_syncs():
             outcome.document = self._sync_document(tenant, outcome.document, replaced=replaced)
 
+    def _index_syncs(self) -> list[IndexSync]:
+        """The external indexes kept in step after each commit: Pinecone, OpenSearch (issue 15)."""
+        found: list[IndexSync] = []
+        for candidate in (self.vectors, self.fulltext):
+            if isinstance(candidate, IndexSync):
+                found.append(candidate)
+        return found
+
     def _sync_document(self, tenant: str, doc: Document, *, replaced: bool = False) -> Document:
-        assert isinstance(self.vectors, IndexSync)
-        synced = self.vectors.document_stored(tenant, doc.id, replaced=replaced)
+        # every index is tried, even after one failed: each write is idempotent
+        synced = all([s.document_stored(tenant, doc.id, replaced=replaced) for s in self._index_syncs()])
         if doc.processing_status != DocumentStatus.INDEXING:
             return doc  # the external index only shadows: pgvector serves, nothing waits
         if synced:
@@ -448,14 +464,14 @@ class QuerioService:
                 return done
             return doc
         emit("DocumentsPendingIndex")
-        log.warning("document %s (tenant %s) stays indexing until its vectors reach %s", doc.id, tenant,
-                    self.vectors.name)
+        log.warning("document %s (tenant %s) stays indexing until its chunks reach %s", doc.id, tenant,
+                    " and ".join(getattr(s, "name", type(s).__name__) for s in self._index_syncs()))
         return doc
 
     def sync_pending(self, doc: Document) -> Document:
         """Retry the vector copy of an ``indexing`` document (any tenant; the archive schedule
         sweeps them, the S3 ingest path retries its message); returns the document as it is now."""
-        if not isinstance(self.vectors, IndexSync) or doc.processing_status != DocumentStatus.INDEXING:
+        if not self._index_syncs() or doc.processing_status != DocumentStatus.INDEXING:
             return doc
         return self._sync_document(doc.tenant_id, doc, replaced=True)
 
@@ -653,7 +669,8 @@ class QuerioService:
         from querio.errors import TransientError
 
         if doc is not None and doc.processing_status == DocumentStatus.INDEXING:
-            raise TransientError(f"document {doc.id} is stored but {self.vectors.name} lacks its vectors; retried")
+            names = " and ".join(getattr(s, "name", "?") for s in self._index_syncs() if s.serves_external)
+            raise TransientError(f"document {doc.id} is stored but {names} lacks its chunks; retried")
 
     def _delete_quietly(self, doc: Document, *, delete_blob: bool) -> Document | None:
         try:

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from querio.config import Settings, get_settings
 from querio.errors import ConfigurationError, NotFound
-from querio.ports import AnswerGenerator, BlobStore, Cache, DownloadUrls, Embedder, VectorStore
+from querio.ports import AnswerGenerator, BlobStore, Cache, DownloadUrls, Embedder, FullTextSearch, VectorStore
 from querio.service import QuerioService
 
 if TYPE_CHECKING:
+    from querio.adapters.opensearch import OpenSearchFullText
     from querio.adapters.pinecone_vectors import PineconeVectorStore
     from querio.adapters.postgres.store import PostgresDocumentStore
     from querio.adapters.postgres.vector_source import PostgresMigrationCheckpoints, PostgresVectorSource
@@ -193,6 +194,32 @@ def pinecone_key_from_secret(secret_arn: str) -> str:
     return text
 
 
+def build_fulltext(settings: Settings, documents: PostgresDocumentStore) -> FullTextSearch:
+    """PostgreSQL BM25; or, once ``QUERIO_OPENSEARCH_URL`` is set, OpenSearch kept in step after
+    each commit (querio.fulltext.sync), serving the leg when ``QUERIO_FULLTEXT_BACKEND=opensearch``
+    and only written to (the cut-over's dual-write phase) while it is ``postgres``."""
+    from querio.adapters.postgres.fulltext import PostgresChunkSource, PostgresFullText
+
+    if not settings.opensearch_url:
+        return PostgresFullText(documents, text_depth=settings.text_depth, budget=settings.text_budget)
+    from querio.fulltext.sync import SyncedFullText
+
+    # while the backend is still postgres, PostgreSQL answers and OpenSearch is only written to
+    answer = None if settings.fulltext_backend == "opensearch" else \
+        PostgresFullText(documents, text_depth=settings.text_depth, budget=settings.text_budget)
+    return SyncedFullText(build_opensearch(settings), PostgresChunkSource(documents), answer=answer)
+
+
+def build_opensearch(settings: Settings) -> OpenSearchFullText:
+    """The OpenSearch adapter for ``settings`` (no network call until first use)."""
+    from querio.adapters.opensearch import OpenSearchFullText, opensearch_client
+
+    url = settings.opensearch_url
+    if not url:
+        raise ConfigurationError("QUERIO_OPENSEARCH_URL is required for the OpenSearch full-text index")
+    return OpenSearchFullText(lambda: opensearch_client(url), index_prefix=settings.opensearch_index_prefix)
+
+
 @lru_cache(maxsize=4)
 def redis_auth_token(secret_arn: str) -> str:
     """The ElastiCache AUTH token (the secret's whole SecretString), read once per process."""
@@ -228,10 +255,11 @@ def build_service(settings: Settings) -> QuerioService:
     documents = PostgresDocumentStore(dsn)
     vectors = build_vector_store(settings, documents)
     pgvector = vectors if isinstance(vectors, PgVectorStore) else getattr(vectors, "pgvector", None)
-    # one statement per hybrid search when PostgreSQL serves the vectors; else the domain fuses
+    fulltext = build_fulltext(settings, documents)
+    # one statement per hybrid search when PostgreSQL serves both legs; else the domain fuses
     search = PostgresChunkSearch(vectors, text_depth=settings.text_depth,
                                  budget=settings.text_budget) \
-        if isinstance(vectors, PgVectorStore) else None
+        if isinstance(vectors, PgVectorStore) and settings.fulltext_backend == "postgres" else None
 
     def embedder() -> Embedder:
         return get_embedder(settings.embed_batch_size, settings.embedder, settings.model_dir,
@@ -243,7 +271,7 @@ def build_service(settings: Settings) -> QuerioService:
                          blobs=blobs, cache=build_cache(settings), embedder=embedder,
                          answerer=lambda e: build_answerer(settings, ExtractiveAnswerer(e)),
                          urls=build_download_urls(settings, blobs), search=search,
-                         indexes=pgvector if isinstance(pgvector, PgVectorStore) else None)
+                         indexes=pgvector if isinstance(pgvector, PgVectorStore) else None, fulltext=fulltext)
 
 
 @lru_cache(maxsize=1)

@@ -125,12 +125,14 @@ def parse_chunk_embed(data: bytes, *, filename: str, settings: Settings,
 
 class IngestPipeline:
     def __init__(self, settings: Settings, documents: DocumentStore, vectors: VectorStore, blobs: BlobStore,
-                 embedder: Callable[[], Embedder]) -> None:
+                 embedder: Callable[[], Embedder], *, indexes: Sequence[IndexSync] = ()) -> None:
         self._s = settings
         self._docs = documents
         self._vectors = vectors
         self._blobs = blobs
         self._embedder = embedder
+        #: external indexes besides the vector store (OpenSearch full text, issue 15)
+        self._indexes = tuple(indexes)
 
     def ingest(self, tenant_id: str, data: bytes, filename: str, *, tags: Sequence[str] = (),
                uploaded_by: str | None = None, progress: Callable[[str], None] | None = None,
@@ -225,8 +227,10 @@ class IngestPipeline:
 
     @property
     def indexing(self) -> bool:
-        """Whether stored documents wait (``indexing``) for an external serving vector store."""
-        return isinstance(self._vectors, IndexSync) and self._vectors.serves_external
+        """Whether stored documents wait (``indexing``) for an external serving index (Pinecone
+        vectors, OpenSearch full text)."""
+        return (isinstance(self._vectors, IndexSync) and self._vectors.serves_external) \
+            or any(i.serves_external for i in self._indexes)
 
     def _mark_failed_quietly(self, tenant_id: str, document_id: uuid.UUID, exc: BaseException) -> Document | None:
         code, message = failure_of(exc)
