@@ -157,7 +157,8 @@ def store_chunks(service: QuerioService, tenant: str, chunks: list[ChunkDraft]) 
     service.documents.try_start_processing(tenant, doc.id, stale_after_s=60)
     vectors = service.embedder.embed_documents([c.content for c in chunks]).astype(np.float32)
     service.documents.complete_document(tenant, doc.id, chunks=chunks, embeddings=vectors,
-                                        info={"page_count": 5, "title": "Atlas"})
+                                        info={"page_count": 5, "title": "Atlas",
+                                              "embedder_variant": service.embedder.variant})
     return doc.id
 
 
