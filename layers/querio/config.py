@@ -142,9 +142,13 @@ class Settings(BaseSettings):
     )
 
     # full text (issue 15; see querio.adapters.opensearch and querio.fulltext) ---------------------------
-    fulltext_backend: Literal["postgres", "opensearch"] = Field(default="postgres", description="which engine answers the full-text leg (issue 15); PostgreSQL stays the system of record")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
-    opensearch_url: str | None = Field(default=None, description="OpenSearch endpoint (https://...); required when QUERIO_FULLTEXT_BACKEND=opensearch")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
-    opensearch_index_prefix: str = Field(default="querio-chunks", max_length=100, description="prefix of the full-text index name(s)")  # noqa: E501 (verbatim from the issue-15 split, identical on every branch)
+    fulltext_backend: Literal["postgres", "opensearch"] = Field(
+        default="postgres",
+        description="which engine answers the full-text leg (issue 15); PostgreSQL stays the system of record")
+    opensearch_url: str | None = Field(
+        default=None, description="OpenSearch endpoint (https://...); required when QUERIO_FULLTEXT_BACKEND=opensearch")
+    opensearch_index_prefix: str = Field(
+        default="querio-chunks", max_length=100, description="prefix of the full-text index name(s)")
 
     # identity and request limits (the HTTP API) ------------------------------------------------------
     tenant_claim: str = Field(
