@@ -23,13 +23,13 @@ from querio.config import env_name
 from querio.tiers import LAMBDA_REQUEST_FILE_BYTES, FunctionTier, Tier
 from stacks import bundling
 from stacks.auth import TENANT_CLAIM
+from stacks.custom_resources import VPC_POLICY
 from stacks.delivery import DeliverySettings
 from stacks.fulltext import FulltextDomain
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.storage import TENANT_PREFIX, bucket_name, bucket_name_as_nag_prints_it
 
-VPC_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
 #: Where the model layer's files land in the function (``/opt`` + the layer's ``model/``).
 MODEL_DIR = "/opt/model"
 
@@ -209,8 +209,13 @@ class Functions(Construct):
                                                      "s3:DeleteObject"])
 
         if res.fulltext is not None:  # index, search, and delete/reprocess (archive purges) follow PostgreSQL
-            for f in (self.ingest, self.query, self.archive):
+            searchers = (self.ingest, self.query, self.archive)
+            for f in searchers:
                 res.fulltext.grant(f.role, f._default_policy())
+            # IAM is half of it: fine-grained access control admits the roles once they are mapped
+            mapping = res.fulltext.map_granted_roles(self, index_prefix=res.opensearch_index_prefix)
+            for f in searchers:  # so no queued message meets a 403 on the first deploy
+                f.function.node.add_dependency(mapping)
 
         self.migrate = QuerioFunction(self, "Migrate", name="migrate", handler="handler.on_event",
                                       size=FunctionTier(memory_mb=512, timeout_s=300, reserved_concurrency=None),
