@@ -69,7 +69,7 @@ def test_enterprise_domain_is_zone_aware_encrypted_https_only_fine_grained_and_l
     assert not resources(synthesized["enterprise"].templates["Stateful"], "Custom::OpenSearchAccessPolicy")
 
 
-def test_the_domain_admits_https_from_the_functions_only(synthesized) -> None:
+def test_the_domain_admits_https_from_the_functions_and_the_role_mapping_only(synthesized) -> None:
     t = synthesized["enterprise"].template("Stateful")
     t.has_resource_properties("AWS::EC2::SecurityGroup", {
         "GroupDescription": Match.string_like_regexp("OpenSearch"),
@@ -78,7 +78,10 @@ def test_the_domain_admits_https_from_the_functions_only(synthesized) -> None:
     ingress = [r["Properties"] for r in resources(synthesized["enterprise"].templates["Stateful"],
                                                   "AWS::EC2::SecurityGroupIngress").values()
                if r["Properties"].get("FromPort") == 443 and "OpenSearch" in r["Properties"].get("Description", "")]
-    assert len(ingress) == 1 and "SourceSecurityGroupId" in ingress[0]
+    assert len(ingress) == 2 and all("SourceSecurityGroupId" in i for i in ingress)
+    # the functions' group (a parameter from the network stack) and the deploy-time role-mapping function's
+    sources = sorted(json.dumps(i["SourceSecurityGroupId"]) for i in ingress)
+    assert "Ref" in sources[1] and "RoleMappingSg" in sources[0]
 
 
 @pytest.mark.parametrize("tier", ALL)
@@ -112,3 +115,89 @@ def test_opensearch_alarms_on_red_yellow_storage_and_jvm_pressure(synthesized, t
     assert spec is not None and alarms["FreeStorageSpace"]["Threshold"] == spec.ebs_gib_per_node * 1024 * 0.25
     assert alarms["JVMMemoryPressure"]["Threshold"] == 95
     assert all(a["AlarmActions"] for a in alarms.values())
+
+
+# --- fine-grained access control: the functions' roles mapped at deploy time -------------------------
+def role_mappings(synthesized, tier: str) -> dict[str, dict]:
+    return {k: v for t in synthesized[tier].templates.values()
+            for k, v in resources(t, "Custom::QuerioOpenSearchRoleMapping").items()}
+
+
+@pytest.mark.parametrize("tier", ALL)
+def test_a_role_mapping_only_where_there_is_a_domain(synthesized, tier: str) -> None:
+    assert len(role_mappings(synthesized, tier)) == (1 if get_tier(tier).fulltext_backend == "opensearch" else 0)
+    handlers = [r for t in synthesized[tier].templates.values() for r in resources(t, "AWS::Lambda::Function").values()
+                if r["Properties"].get("Handler") == "opensearch_security.on_event"]
+    assert len(handlers) == (1 if tier == "enterprise" else 0)
+
+
+def test_the_mapping_names_every_role_granted_es_access_and_the_index_pattern(synthesized) -> None:
+    from querio.adapters.opensearch import index_name
+    from stacks.fulltext import CLUSTER_PERMISSIONS, FUNCTIONS_ROLE, INDEX_ACTIONS
+
+    compute = synthesized["enterprise"].templates["Compute"]
+    (mapping_id, mapping), = resources(compute, "Custom::QuerioOpenSearchRoleMapping").items()
+    props = mapping["Properties"]
+    # the roles whose policies carry es:ESHttp* on the domain are exactly the mapped ones
+    granted = sorted(role["Ref"] for p in resources(compute, "AWS::IAM::Policy").values()
+                     if "es:ESHttpPost" in json.dumps(p["Properties"]["PolicyDocument"])
+                     for role in p["Properties"]["Roles"])
+    mapped = sorted(arn["Fn::GetAtt"][0] for arn in props["BackendRoles"])
+    assert mapped == granted and len(mapped) == 3
+    assert all(any(f in m for m in mapped) for f in ("Ingest", "Query", "Archive"))
+    assert not any("Migrate" in m for m in mapped)  # the migrate function never touches OpenSearch
+    assert props["RoleName"] == FUNCTIONS_ROLE and props["ClusterPermissions"] == list(CLUSTER_PERMISSIONS)
+    assert props["IndexActions"] == list(INDEX_ACTIONS) and "manage" not in props["IndexActions"]
+    (pattern,) = props["IndexPatterns"]
+    env = next(iter(functions(synthesized, "enterprise").values()))["Properties"]["Environment"]["Variables"]
+    from fnmatch import fnmatchcase
+
+    assert fnmatchcase(index_name(env[env_name("opensearch_index_prefix")]), pattern)
+    assert not fnmatchcase("other-index", pattern)
+    # the provider's token and the domain come from the stateful stack as parameters (no cycle)
+    assert "Ref" in props["ServiceToken"] and "Ref" in props["Endpoint"] and "Ref" in props["MasterRoleArn"]
+    # the functions that search wait for their mapping: no first-deploy window of 403s
+    for fid, fn in functions(synthesized, "enterprise").items():
+        if "Migrate" not in fid:
+            assert mapping_id in fn.get("DependsOn", []), fid
+
+
+def test_the_mapping_function_runs_in_the_app_subnets_and_reaches_the_domain_on_443(synthesized) -> None:
+    stateful = synthesized["enterprise"].templates["Stateful"]
+    (fn_id, fn), = [(k, r) for k, r in resources(stateful, "AWS::Lambda::Function").items()
+                    if r["Properties"]["Handler"] == "opensearch_security.on_event"]
+    vpc = fn["Properties"]["VpcConfig"]
+    assert len(vpc["SubnetIds"]) == get_tier("enterprise").availability_zones
+    assert all("app" in json.dumps(s) for s in vpc["SubnetIds"])
+    (sg,) = vpc["SecurityGroupIds"]
+    sg_id = sg["Fn::GetAtt"][0]
+    group = stateful["Resources"][sg_id]["Properties"]
+    assert [(e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in group["SecurityGroupEgress"]] == [("tcp", 443, 443)]
+    assert not group.get("SecurityGroupIngress")
+    ingress = [r["Properties"] for r in resources(stateful, "AWS::EC2::SecurityGroupIngress").values()
+               if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}]
+    assert len(ingress) == 1 and ingress[0]["FromPort"] == ingress[0]["ToPort"] == 443
+    assert fn["Properties"]["Timeout"] == 600
+
+
+def test_master_role_trusts_the_mapping_function_which_may_only_assume_it(synthesized) -> None:
+    stateful = synthesized["enterprise"].templates["Stateful"]
+    (fn,) = [r for r in resources(stateful, "AWS::Lambda::Function").values()
+             if r["Properties"]["Handler"] == "opensearch_security.on_event"]
+    fn_role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    (master_id, master), = [(k, r) for k, r in resources(stateful, "AWS::IAM::Role").items() if "MasterRole" in k]
+    trust = master["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    principals = [p for s in trust if s["Action"] == "sts:AssumeRole"
+                  for p in (s["Principal"]["AWS"] if isinstance(s["Principal"]["AWS"], list) else [s["Principal"]["AWS"]])]
+    assert {"Fn::GetAtt": [fn_role, "Arn"]} in principals
+    policies = {k: p["Properties"] for k, p in resources(stateful, "AWS::IAM::Policy").items()}
+    (fn_policy,) = [p for p in policies.values() if {"Ref": fn_role} in p["Roles"]]
+    assert fn_policy["PolicyDocument"]["Statement"] == [{
+        "Action": "sts:AssumeRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [master_id, "Arn"]}}]
+    # MasterRole itself may PUT the two security API paths the handler calls, nothing else
+    (master_policy,) = [p for p in policies.values() if {"Ref": master_id} in p["Roles"]]
+    (statement,) = master_policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "es:ESHttpPut"
+    paths = json.dumps(statement["Resource"])
+    assert "/_plugins/_security/api/roles/querio_functions" in paths
+    assert "/_plugins/_security/api/rolesmapping/querio_functions" in paths and "*" not in paths
