@@ -147,10 +147,12 @@ def _pause(attempt: int) -> float:
 
 
 def urllib_transport(method: str, url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
-    """One HTTPS request with the standard library; an HTTP error status is returned, not raised."""
-    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    """One HTTP(S) request with the standard library; an HTTP error status is returned, not raised."""
+    if not url.startswith(("https://", "http://")):  # never file: or another scheme urllib would open
+        raise ValueError(f"not an HTTP(S) URL: {url}")
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310 (checked above)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (https URL built above)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (checked above)
             return int(response.status), response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode("utf-8", "replace")

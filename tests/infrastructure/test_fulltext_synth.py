@@ -164,8 +164,8 @@ def test_the_mapping_names_every_role_granted_es_access_and_the_index_pattern(sy
 
 def test_the_mapping_function_runs_in_the_app_subnets_and_reaches_the_domain_on_443(synthesized) -> None:
     stateful = synthesized["enterprise"].templates["Stateful"]
-    (fn_id, fn), = [(k, r) for k, r in resources(stateful, "AWS::Lambda::Function").items()
-                    if r["Properties"]["Handler"] == "opensearch_security.on_event"]
+    (fn,) = [r for r in resources(stateful, "AWS::Lambda::Function").values()
+             if r["Properties"]["Handler"] == "opensearch_security.on_event"]
     vpc = fn["Properties"]["VpcConfig"]
     assert len(vpc["SubnetIds"]) == get_tier("enterprise").availability_zones
     assert all("app" in json.dumps(s) for s in vpc["SubnetIds"])
@@ -187,8 +187,8 @@ def test_master_role_trusts_the_mapping_function_which_may_only_assume_it(synthe
     fn_role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     (master_id, master), = [(k, r) for k, r in resources(stateful, "AWS::IAM::Role").items() if "MasterRole" in k]
     trust = master["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    principals = [p for s in trust if s["Action"] == "sts:AssumeRole"
-                  for p in (s["Principal"]["AWS"] if isinstance(s["Principal"]["AWS"], list) else [s["Principal"]["AWS"]])]
+    aws = [s["Principal"]["AWS"] for s in trust if s["Action"] == "sts:AssumeRole"]
+    principals = [p for a in aws for p in (a if isinstance(a, list) else [a])]
     assert {"Fn::GetAtt": [fn_role, "Arn"]} in principals
     policies = {k: p["Properties"] for k, p in resources(stateful, "AWS::IAM::Policy").items()}
     (fn_policy,) = [p for p in policies.values() if {"Ref": fn_role} in p["Roles"]]

@@ -199,7 +199,7 @@ def loopback() -> Iterator[tuple[str, list[dict[str, Any]], list[tuple[int, str]
     script: list[tuple[int, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_PUT(self) -> None:
             length = int(self.headers["Content-Length"])
             seen.append({"path": self.path, "headers": dict(self.headers), "body": self.rfile.read(length)})
             status, text = script.pop(0) if script else (200, "{}")
@@ -235,6 +235,11 @@ def test_urllib_transport_returns_error_statuses_and_sends_the_signed_headers(lo
     assert json.loads(seen[0]["body"]) == {"cluster_permissions": []}
     assert seen[0]["headers"]["X-Amz-Security-Token"] == "session"
     assert seen[0]["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAKEY/")
+
+
+def test_urllib_transport_opens_http_urls_only() -> None:
+    with pytest.raises(ValueError, match="not an HTTP"):
+        handler.urllib_transport("PUT", "file:///etc/passwd", b"{}", {}, 2.0)
 
 
 def test_urllib_transport_raises_oserror_when_nothing_answers() -> None:
