@@ -39,18 +39,12 @@ PROPS: dict[str, Any] = {
 
 
 @pytest.fixture
-def sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from moto import mock_aws
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        iam = boto3.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
-        iam.create_role(RoleName="Querio-Stateful-MasterRole", AssumeRolePolicyDocument=json.dumps(trust))
-        yield boto3.client("sts", region_name="eu-west-1")
+def sts(aws: Any) -> Any:
+    """moto's STS (the ``aws`` fixture: mock_aws and fake credentials) with MasterRole in it."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
+    boto3.client("iam").create_role(RoleName="Querio-Stateful-MasterRole", AssumeRolePolicyDocument=json.dumps(trust))
+    return boto3.client("sts", region_name="eu-west-1")
 
 
 class Domain:
