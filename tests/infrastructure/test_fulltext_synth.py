@@ -201,3 +201,35 @@ def test_master_role_trusts_the_mapping_function_which_may_only_assume_it(synthe
     paths = json.dumps(statement["Resource"])
     assert "/_plugins/_security/api/roles/querio_functions" in paths
     assert "/_plugins/_security/api/rolesmapping/querio_functions" in paths and "*" not in paths
+
+
+def _domain(tier):  # one FulltextDomain in a bare stack (no synth): for the construct's own guards
+    from aws_cdk import App, Stack
+
+    from stacks.fulltext import FulltextDomain
+    from stacks.network import Network
+
+    stack = Stack(App(), "T")
+    return stack, FulltextDomain(stack, "Fulltext", tier=tier, network=Network(stack, "Net", tier=tier),
+                                 domain_name="querio")
+
+
+def test_a_role_granted_after_the_mapping_is_refused_and_an_empty_mapping_too() -> None:
+    from aws_cdk import aws_iam as iam
+
+    stack, domain = _domain(get_tier("enterprise"))
+    with pytest.raises(ValueError, match="nothing to map"):
+        domain.map_granted_roles(stack, index_prefix="querio-chunks")
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    domain.grant(role, stack)
+    domain.map_granted_roles(stack, index_prefix="querio-chunks")
+    late = iam.Role(stack, "Late", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    with pytest.raises(RuntimeError, match="grant every role before map_granted_roles"):
+        domain.grant(late, stack)
+
+
+def test_a_domain_needs_nat_so_the_role_mapping_reaches_sts() -> None:
+    import dataclasses
+
+    with pytest.raises(ValueError, match="no NAT gateway"):
+        _domain(dataclasses.replace(get_tier("enterprise"), nat_gateways=0))
