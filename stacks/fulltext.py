@@ -60,7 +60,8 @@ def index_pattern(prefix: str) -> str:
 
 
 class FulltextDomain(Construct):
-    """``domain``, ``url`` (https://...), ``master_role``, ``security_group``, ``log_groups``."""
+    """``domain``, ``url`` (https://...), ``master_role``, ``security_group``, ``log_groups``,
+    ``role_mapping_provider`` (the deploy-time role mapping's, see :meth:`map_granted_roles`)."""
 
     def __init__(self, scope: Construct, id: str, *, tier: Tier, network: Network, domain_name: str) -> None:
         super().__init__(scope, id)
@@ -126,7 +127,8 @@ class FulltextDomain(Construct):
         self.url = f"https://{self.domain.domain_endpoint}"
         acknowledge(self.domain, "AwsSolutions-OS3",
                     "The domain is in the VPC's isolated data subnets behind a security group that admits the "
-                    "functions only; an IP allowlist does not apply to a VPC domain.")
+                    "functions and the deploy-time role mapping only; an IP allowlist does not apply to a VPC "
+                    "domain.")
         self._granted: list[iam.IRole] = []
         self._mapping: CustomResource | None = None
         self._role_mapping_provider(network)
@@ -138,6 +140,7 @@ class FulltextDomain(Construct):
                                description="Querio OpenSearch role mapping (deploy time): HTTPS out only")
         # HTTPS out only: the domain (in the VPC) and STS (through the tier's NAT gateways)
         sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the domain and to STS")
+        # (the domain group's description says "functions only": changing it would replace the group)
         self.security_group.add_ingress_rule(sg, ec2.Port.tcp(443), "role mapping to OpenSearch (deploy time)")
         fn = handler_function(self, "RoleMapping", module="opensearch_security",
                               description="Deploy time: map the functions' roles in OpenSearch fine-grained "
@@ -153,7 +156,6 @@ class FulltextDomain(Construct):
             actions=["es:ESHttpPut"],
             resources=[f"{self.arn}/_plugins/_security/api/{api}/{FUNCTIONS_ROLE}" for api in ("roles",
                                                                                               "rolesmapping")]))
-        self.role_mapping_function = fn
         self.role_mapping_provider = provider(self, "RoleMappingProvider", on_event=fn)
 
     def grant(self, role: iam.Role, policy: Construct) -> None:
