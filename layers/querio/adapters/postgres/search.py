@@ -40,6 +40,8 @@ from querio.adapters.postgres.store import (
     BM25_K1,
     LIVE_CHUNKS,
     LIVE_WHERE,
+    document_filters,
+    filter_reach,
     search_filter_sql,
 )
 from querio.adapters.postgres.vectors import PgVectorStore, VectorPlan, query_vector
@@ -52,7 +54,7 @@ TEXT_BUDGET = 20_000
 TEXT_DEPTH = 200
 #: chunks whose partial score is among this many best get their missing lexemes added
 TEXT_RESCORE = 200
-#: a document or tag filter keeping at most this many chunks is scored by probing each kept
+#: a filter keeping at most this many chunks (``filter_reach``) is scored by probing each kept
 #: chunk for each query lexeme; past it, probes cost more than reading the postings (10K tenant:
 #: 350 chunks probed in ~3 ms, every chunk probed 2x slower than the postings path)
 PROBE_MAX_CHUNKS = 2_000
@@ -87,17 +89,14 @@ _TEXT_TERMS = (
 
 
 def selective(conn: Any, tenant_id: str, filters: SearchFilters) -> bool:
-    """Whether the document/tag filter keeps few enough chunks (``PROBE_MAX_CHUNKS``, counted
-    from the documents' ``chunk_count``: one index read) for the probing shape of ``text_leg``."""
-    if not (filters.document_ids or filters.tags):
-        return False
-    row = conn.execute(
-        "SELECT COALESCE(sum(chunk_count), 0) FROM documents WHERE tenant_id = %(t)s AND deleted_at IS NULL"
-        " AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]))"
-        " AND (%(tags)s::text[] IS NULL OR tags && %(tags)s::text[])",
-        {"t": tenant_id, "ids": list(filters.document_ids or []) or None,
-         "tags": list(filters.tags or []) or None}).fetchone()
-    return int(row[0]) <= PROBE_MAX_CHUNKS
+    """Whether the filter keeps few enough chunks (``PROBE_MAX_CHUNKS``, :func:`filter_reach`:
+    one bounded read) for the probing shape of ``text_leg``."""
+    return probing(None if filters.is_empty() else filter_reach(conn, tenant_id, filters, PROBE_MAX_CHUNKS))
+
+
+def probing(kept: int | None) -> bool:
+    """Whether a filter keeping about ``kept`` chunks (None: no filter) is scored by probing."""
+    return kept is not None and kept <= PROBE_MAX_CHUNKS
 
 
 def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
@@ -106,17 +105,19 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
     """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
-    Three shapes: a selective filter (documents, tags: few chunks, ``probe``: see
+    Three shapes: a selective filter (any filter keeping few chunks, ``probe``: see
     :func:`selective`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
     the query's lexemes (the reference); otherwise each lexeme's ``depth`` best postings (those
     passing the filters, if any) are read best-impact first and the ``rescore`` best chunks
-    completed (module docstring)."""
+    completed (module docstring). A page range is tested on the postings themselves (their page
+    span, migration 0008: inside the index-only scan); document-level filters (documents, tags,
+    dates) past the probing size join each posting to its chunk and document."""
     where, params = search_filter_sql(filters)
     params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore, budget=budget)
     ranked = (" text_leg AS MATERIALIZED (SELECT s.chunk_id AS id,"
               "  row_number() OVER (ORDER BY s.score DESC, s.chunk_id) AS rank, s.score FROM {scored}"
               "  ORDER BY s.score DESC, s.chunk_id LIMIT %(n)s)")
-    if (filters.document_ids or filters.tags) and probe:
+    if probe and not filters.is_empty():
         # the filtered chunks (through the document indexes), each probed for the query's lexemes
         body = sql.SQL(
             _TEXT_TERMS
@@ -157,22 +158,33 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
             "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
-    filtered: sql.Composable
-    lateral: sql.Composable
-    if filters.is_empty():
-        filtered = sql.SQL("")
-        lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme")
-    else:  # page and date filters: only postings of chunks that pass them
+    filtered: sql.Composable = sql.SQL("")
+    lateral: sql.Composable = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme {pages}").format(
+        pages=_posting_pages(filters))
+    if not filters.is_empty():  # the reference: only postings of live chunks that pass the filters
         filtered = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE {live_where} {filters}").format(
             live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+    if document_filters(filters):  # documents, tags, dates: each posting's document is read
         lateral = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme"
-                          " AND {live_where} {filters}").format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+                          " {pages} AND {live_where} {filters}").format(
+            live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where, pages=_posting_pages(filters))
     body = sql.SQL(
         _TEXT_TERMS + scored
         + ranked.format(scored="t_scored s JOIN {live} ON c.id = s.chunk_id WHERE {live_where}")
     ).format(bm25=_bm25("t"), bm25_p=_bm25("p"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filtered=filtered,
              filtered_lateral=lateral)
     return body, params
+
+
+def _posting_pages(filters: SearchFilters) -> sql.Composable:
+    """The page range on a posting's own page span (``t``; same predicate as ``search_filter_sql``
+    on the chunk, same parameters)."""
+    parts = []
+    if filters.page_from is not None:
+        parts.append(sql.SQL(" AND t.page_last >= %(f_page_from)s"))
+    if filters.page_to is not None:
+        parts.append(sql.SQL(" AND t.page_first <= %(f_page_to)s"))
+    return sql.SQL("").join(parts)
 
 
 def fulltext_statement(tenant_id: str, query: str, n: int, filters: SearchFilters, *, exact: bool = False,
@@ -228,20 +240,27 @@ class PostgresChunkSearch:
             return []
         q = query_vector(vector) if use_vector and vector is not None else None
         with self.vectors.store.connection() as conn:
-            plan = self.vectors.plan(conn, tenant_id, filters, candidates) if use_vector else None
+            # how many chunks the filter keeps, read once for both legs' plans (None: no filter)
+            cap = max(PROBE_MAX_CHUNKS, self.vectors.exact_scan_max_rows if use_vector else 0)
+            kept = None if filters.is_empty() else filter_reach(conn, tenant_id, filters, cap)
+            plan = self.vectors.plan(conn, tenant_id, filters, candidates, kept=kept) if use_vector else None
+            text = use_text, probing(kept)
             rows = self._run(conn, tenant_id, query, q, plan, k=k, filters=filters, alpha=alpha, rrf_k=rrf_k,
-                             n=candidates, use_text=use_text)
+                             n=candidates, text=text)
             if plan is not None and plan.hnsw and self.vectors.needs_exact_fallback(plan, filters) \
                     and (not rows or rows[0][11] < candidates):
                 rows = self._run(conn, tenant_id, query, q, self.vectors.exact_plan(), k=k, filters=filters,
-                                 alpha=alpha, rrf_k=rrf_k, n=candidates, use_text=use_text)
+                                 alpha=alpha, rrf_k=rrf_k, n=candidates, text=text)
         return [RankedChunk(
             chunk=StoredChunk(id=r[0], document_id=r[1], chunk_index=r[2], content=r[3], page_number=r[4],
                               page_end=r[5], filename=r[6], title=r[7]),
             score=float(r[8]), vector_rank=r[9], text_rank=r[10]) for r in rows]
 
     def _run(self, conn: Any, tenant_id: str, query: str, q: Any, plan: VectorPlan | None, *, k: int,
-             filters: SearchFilters, alpha: float, rrf_k: int, n: int, use_text: bool) -> list[tuple[Any, ...]]:
+             filters: SearchFilters, alpha: float, rrf_k: int, n: int, text: tuple[bool, bool]
+             ) -> list[tuple[Any, ...]]:
+        """One statement; ``text``: (run the text leg, in its probing shape)."""
+        use_text, probe = text
         params: dict[str, Any] = {"tenant": tenant_id, "query": _text(query), "n": n, "top": k, "rrf_k": rrf_k,
                                   "wv": alpha, "wt": 1 - alpha}
         parts: list[sql.Composable] = []
@@ -254,7 +273,7 @@ class PostgresChunkSearch:
             parts.append(sql.SQL(_EMPTY_LEG.format(name="v_leg")))
         if use_text:
             tbody, tparams = text_leg(filters, depth=self.text_depth, rescore=self.text_rescore,
-                                      budget=self.text_budget, probe=selective(conn, tenant_id, filters))
+                                      budget=self.text_budget, probe=probe)
             params |= tparams
             parts.append(tbody)
         else:

@@ -59,6 +59,7 @@ from querio.adapters.postgres.store import (
     LIVE_CHUNKS,
     Conn,
     PostgresDocumentStore,
+    filter_reach,
     live_where,
     search_filter_sql,
 )
@@ -273,12 +274,22 @@ class PgVectorStore:
         return VectorPlan("exact", False, 0)
 
     def plan(self, conn: Conn, tenant_id: str, filters: SearchFilters, k: int, *,
-             force_hnsw: bool = False) -> VectorPlan:
+             force_hnsw: bool = False, kept: int | None = None) -> VectorPlan:
         """The plan for ``k`` nearest rows of ``tenant_id`` under ``filters`` (module docstring).
-        Reads the tenant's facts at most every ``PLAN_TTL_S`` seconds (no round trip otherwise)."""
+        Reads the tenant's facts at most every ``PLAN_TTL_S`` seconds (no round trip otherwise).
+        ``kept``: about how many chunks the filters keep (``filter_reach`` with a cap of at least
+        ``exact_scan_max_rows``), if the caller has it; read here when needed otherwise."""
         if filters.document_ids and not force_hnsw:
             return self.exact_plan()
         rows, own_index = self._tenant_facts(conn, tenant_id)
+        if not force_hnsw and not filters.is_empty() and self.exact_scan_max_rows > 0 \
+                and (own_index or rows > self.exact_scan_max_rows):
+            # a filter keeping few rows: scanning them exactly is cheaper than an HNSW scan whose
+            # candidates it would mostly reject (on < 0.8, then redone exactly: two statements)
+            if kept is None:
+                kept = filter_reach(conn, tenant_id, filters, self.exact_scan_max_rows)
+            if kept <= self.exact_scan_max_rows:
+                return self.exact_plan()
         iterative = self._version(conn) >= ITERATIVE_SCAN_SINCE
         ef = min(EF_SEARCH_MAX, max(self.ef_search, k if iterative else 2 * k))
         if not iterative and (filters.page_from is not None or filters.page_to is not None
