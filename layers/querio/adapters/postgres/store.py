@@ -137,7 +137,7 @@ def filter_reach(conn: Conn, tenant_id: str, filters: SearchFilters, cap: int) -
     * the document-level part: the kept documents' ``chunk_count`` summed (the documents'
       indexes; exact for live documents);
     * a page range: the tenant's chunks whose first page lies in it, counted through
-      ``idx_chunks_tenant_page`` and stopped past ``cap`` (chunks that start before the range
+      ``idx_chunks_tenant_pages`` and stopped past ``cap`` (chunks that start before the range
       and reach into it are not counted: chunks do not span pages today).
 
     The smaller of the two; ``cap + 1`` when the count stopped; the tenant's whole size is not
