@@ -24,9 +24,15 @@ from ``idx_chunk_terms_impact``. The chunks met are scored with the exact BM25 o
 were met with, the ``text_rescore`` best get the exact contributions of the cut lexemes added
 (probes by chunk and lexeme), and those are ranked. A query whose lexemes all fit in the budget
 (every query on a small tenant) is ranked exactly as full BM25; otherwise the leg is measured
-against full BM25 in ``make bench`` (recall@10). With a selective filter (documents, tags)
-every chunk it keeps is scored exactly; with page/date filters the postings read are those of
-chunks that pass them.
+against full BM25 in ``make bench`` (recall@10).
+
+Filters. ``filter_reach`` (one bounded read: the kept documents' chunk counts, the page index)
+says about how many chunks a filter keeps, once per search for both legs. At most
+``PROBE_MAX_CHUNKS``: every kept chunk is scored exactly, by probing it for each query lexeme.
+More: the postings path, reading only postings that pass the filter: a page range is tested on
+the posting's own page span inside the index-only scan (migration 0008), document-level filters
+(documents, tags, dates) by joining the posting to its chunk and document. The vector leg scans
+the kept rows exactly when they are at most ``exact_scan_max_rows`` (``PgVectorStore.plan``).
 """
 
 from __future__ import annotations

@@ -19,9 +19,13 @@ one-statement hybrid search, ``querio.adapters.postgres.search``) picks a plan
   parameter in a generic prepared plan cannot). Any pgvector version; on >= 0.8 with an
   iterative scan as well, so filters do not thin the answer either. This is what RDS gets too.
 * **exact** when the tenant is small (at most ``exact_scan_max_rows`` chunk rows), when the
-  caller names the documents, or when no HNSW index is there: the tenant's rows (through
-  the btree on tenant) sorted by ``(distance) + 0``, an expression the HNSW index cannot
-  answer. Recall 1.0; cost linear in the candidates;
+  caller names the documents, when the filters keep at most ``exact_scan_max_rows`` rows
+  (``filter_reach``: a tag, a page range, dates), or when no HNSW index is there: the rows
+  (through the btree on tenant, or the filter's own indexes) sorted by ``(distance) + 0``, an
+  expression the HNSW index cannot answer. Recall 1.0; cost linear in the candidates. Under a
+  filter this is also the cheaper plan: the HNSW candidates of a query cluster in a few
+  documents and pages, so a filter rejects most of them (100K tenant, pages 10-20: 0 of
+  1,000 candidates kept for some queries, and on 0.6.2 the exact re-run came after);
 * **shared HNSW** otherwise (a big tenant before its own index exists), with
   ``enable_sort = off`` to steer the planner onto the index. How it gets ``k`` rows past the
   tenant and filter predicates depends on the pgvector version, read once per store from
