@@ -107,7 +107,7 @@ def probing(kept: int | None) -> bool:
 
 def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
              rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET,
-             probe: bool = True) -> tuple[sql.Composed, dict[str, Any]]:
+             probe: bool = False) -> tuple[sql.Composed, dict[str, Any]]:
     """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
@@ -195,7 +195,7 @@ def _posting_pages(filters: SearchFilters) -> sql.Composable:
 
 def fulltext_statement(tenant_id: str, query: str, n: int, filters: SearchFilters, *, exact: bool = False,
                        depth: int = TEXT_DEPTH, rescore: int = TEXT_RESCORE,
-                       budget: int = TEXT_BUDGET, probe: bool = True) -> tuple[sql.Composed, dict[str, Any]]:
+                       budget: int = TEXT_BUDGET, probe: bool = False) -> tuple[sql.Composed, dict[str, Any]]:
     """``SELECT id, score`` of the full-text leg alone (``DocumentStore.fulltext_search``)."""
     body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore, budget=budget, probe=probe)
     params.update(tenant=tenant_id, query=_text(query), n=n)
