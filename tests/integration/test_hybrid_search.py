@@ -181,15 +181,16 @@ def test_bm25_filtered_ranks_like_the_reference(corpus: Corpus) -> None:
         _assert_ranked_like(got, ref, 10)
 
 
-# Filters past the probing size: the postings path, a page range tested on the postings' own page
-# span (no chunk row read per posting), document-level filters joined; against the reference.
+# Every shape of the filtered BM25 leg against the reference: "scan" reads postings testing each (a
+# page range on the posting's own span, document-level filters by a join), "set" tests them against
+# the hashed set of kept chunks, "probe" probes every kept chunk.
 FILTER_SHAPES = [SearchFilters(page_from=3, page_to=5), SearchFilters(page_from=18),
                  SearchFilters(page_to=2), SearchFilters(page_from=3, page_to=9, tags=["common"]),
                  SearchFilters(tags=["rare"])]
 
 
-@pytest.mark.parametrize("probe", [False, True])
-def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, probe: bool) -> None:
+@pytest.mark.parametrize("shape", ["scan", "set", "probe"])
+def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, shape: search_sql.FilterShape) -> None:
     with psycopg.connect(corpus.dsn) as conn:
         rows = conn.execute("SELECT c.id, c.page_number, d.tags FROM document_chunks c"
                             " JOIN documents d ON d.id = c.document_id WHERE c.tenant_id = %s", (BIG,)).fetchall()
@@ -203,12 +204,12 @@ def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, probe:
             kept = {cid for cid, page, tags in rows if keeps(f, page, tags)}
             for query in QUERIES[:6]:
                 ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, query).items() if c in kept}
-                stmt, params = search_sql.fulltext_statement(BIG, query, 10, f, budget=10**6, probe=probe)
+                stmt, params = search_sql.fulltext_statement(BIG, query, 10, f, budget=10**6, shape=shape)
                 got = [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in conn.execute(stmt, params).fetchall()]
                 _assert_ranked_like(got, ref, 10)
                 # lists cut 20 deep past a budget of 100: still k rows of the filter, each scored exactly
                 stmt, params = search_sql.fulltext_statement(BIG, query, 10, f, depth=20, rescore=60, budget=100,
-                                                             probe=probe)
+                                                             shape=shape)
                 cut = [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in conn.execute(stmt, params).fetchall()]
                 assert len(cut) == min(10, len(ref))
                 for g in cut:

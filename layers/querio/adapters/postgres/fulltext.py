@@ -59,7 +59,7 @@ class PostgresFullText:
         with self.store.connection() as conn:
             stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
                                               rescore=self.text_rescore, budget=self.text_budget,
-                                              probe=selective(conn, tenant_id, filters))
+                                              shape=selective(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 

@@ -551,7 +551,7 @@ class PostgresDocumentStore:
         if k <= 0 or not query.strip():
             return []
         with self.connection() as conn:
-            stmt, params = fulltext_statement(tenant_id, query, k, filters, probe=selective(conn, tenant_id, filters))
+            stmt, params = fulltext_statement(tenant_id, query, k, filters, shape=selective(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 
