@@ -189,8 +189,12 @@ FILTER_SHAPES = [SearchFilters(page_from=3, page_to=5), SearchFilters(page_from=
                  SearchFilters(tags=["rare"])]
 
 
-@pytest.mark.parametrize("shape", ["scan", "set", "probe"])
-def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, shape: search_sql.FilterShape) -> None:
+@pytest.mark.parametrize(("shape", "scan_ratio"), [("scan", 10), ("set", 10), ("probe", 0), ("probe", 10),
+                                                   ("probe", 10**9)])
+def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, shape: search_sql.FilterShape,
+                                                          scan_ratio: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # probing: every lexeme probed (0), the rare ones read whole (10), every one read whole (10**9)
+    monkeypatch.setattr(search_sql, "PROBE_SCAN_RATIO", scan_ratio)
     with psycopg.connect(corpus.dsn) as conn:
         rows = conn.execute("SELECT c.id, c.page_number, d.tags FROM document_chunks c"
                             " JOIN documents d ON d.id = c.document_id WHERE c.tenant_id = %s", (BIG,)).fetchall()
