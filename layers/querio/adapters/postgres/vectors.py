@@ -298,8 +298,9 @@ class PgVectorStore:
         ef = min(EF_SEARCH_MAX, max(self.ef_search, k if iterative else 2 * k))
         if not iterative and (filters.page_from is not None or filters.page_to is not None
                               or filters.uploaded_after or filters.uploaded_before):
-            # a page or date range keeps a share of every neighbourhood: the widest candidate
-            # list leaves k rows far more often than the exact fallback must scan the range
+            # a wide page or date range (a narrow one was planned exact above): the widest
+            # candidate list, so that fewer searches end in the exact re-run over the whole range
+            # (a query's neighbours cluster in a few pages, so a range rejects most candidates)
             ef = EF_SEARCH_MAX
         if own_index:
             return VectorPlan("tenant_hnsw", iterative, ef)
