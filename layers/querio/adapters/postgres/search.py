@@ -27,12 +27,14 @@ were met with, the ``text_rescore`` best get the exact contributions of the cut 
 against full BM25 in ``make bench`` (recall@10).
 
 Filters. ``filter_reach`` (one bounded read: the kept documents' chunk counts, the page index)
-says about how many chunks a filter keeps, once per search for both legs. At most
-``PROBE_MAX_CHUNKS``: every kept chunk is scored exactly, by probing it for each query lexeme.
-More: the postings path, reading only postings that pass the filter: a page range is tested on
-the posting's own page span inside the index-only scan (migration 0008), document-level filters
-(documents, tags, dates) by joining the posting to its chunk and document. The vector leg scans
-the kept rows exactly when they are at most ``exact_scan_max_rows`` (``PgVectorStore.plan``).
+says about how many chunks a filter keeps, once per search for both legs (``FilterShape``). At
+most ``PROBE_MAX_CHUNKS``: every kept chunk is scored exactly (a lexeme with few postings read
+whole and tested against the hashed set of kept chunks, the others probed per kept chunk). More:
+the postings path, reading only postings that pass the filter: a page range is tested on the
+posting's own page span inside the index-only scan (migration 0008), document-level filters
+(documents, tags, dates) against the hashed set of kept chunks up to ``CHUNK_SET_MAX``, past it by
+joining the posting to its chunk and document. The vector leg scans the kept rows exactly when
+they are at most ``exact_scan_max_rows`` (``PgVectorStore.plan``).
 """
 
 from __future__ import annotations
