@@ -402,11 +402,12 @@ def to_markdown(results: dict[str, Any]) -> str:
             for tenant, r in res.items():
                 for f, v in (r.get("filtered") or {}).items() if isinstance(r, dict) else ():
                     rows.append([tenant, f, v["rows_matching"], v["p50_ms"], v["p99_ms"],
-                                 f"{v['min_results']}-{v['max_results']}", _get(r, "recall_at_10", f, "vector")])
+                                 f"{v['min_results']}-{v['max_results']}", _get(r, "recall_at_10", f, "vector"),
+                                 _get(r, "recall_at_10", f, "text")])
         if rows:
             lines += ["Selective filters (hybrid):", ""]
-            lines += _table(["tenant", "filter", "matching chunks", "p50 ms", "p99 ms", "results", "vector recall@10"],
-                            rows)
+            lines += _table(["tenant", "filter", "matching chunks", "p50 ms", "p99 ms", "results", "vector recall@10",
+                             "BM25 recall@10"], rows)
         seed = _get(ss, "sizes", "10000", "seed_chroma")
         if seed:
             lines += ["Seed's Chroma `similarity_search` on the same 10K chunks and vectors: "

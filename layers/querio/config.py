@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     exact_scan_max_rows: int = Field(
         default=20_000, ge=0,
-        description="tenants with at most this many chunks and no own index get an exact (not HNSW) vector scan",
+        description="tenants with at most this many chunks and no own index, and filters keeping at most this many,"
+                    " get an exact (not HNSW) vector scan",
     )
     tenant_index_min_rows: int = Field(
         default=5_000, ge=0,

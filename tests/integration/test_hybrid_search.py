@@ -17,11 +17,12 @@ import numpy as np
 import psycopg
 import pytest
 
+from querio.adapters.postgres import search as search_sql
 from querio.adapters.postgres.migrate import migrate
 from querio.adapters.postgres.search import PostgresChunkSearch
 from querio.adapters.postgres.store import BM25_B, BM25_K1, PostgresDocumentStore
 from querio.adapters.postgres.vectors import HNSW_INDEX, PgVectorStore, tenant_index_name
-from querio.models import SearchFilters
+from querio.models import ChunkRef, SearchFilters
 from querio.retrieval.hybrid import rrf_fuse
 from tests.fixtures.postgres import drafts, fresh_database, ingest, unit_vectors
 
@@ -180,12 +181,57 @@ def test_bm25_filtered_ranks_like_the_reference(corpus: Corpus) -> None:
         _assert_ranked_like(got, ref, 10)
 
 
+# Every shape of the filtered BM25 leg against the reference: "scan" reads postings testing each (a
+# page range on the posting's own span, document-level filters by a join), "set" tests them against
+# the hashed set of kept chunks, "probe" probes every kept chunk.
+FILTER_SHAPES = [SearchFilters(page_from=3, page_to=5), SearchFilters(page_from=18),
+                 SearchFilters(page_to=2), SearchFilters(page_from=3, page_to=9, tags=["common"]),
+                 SearchFilters(tags=["rare"])]
+
+
+@pytest.mark.parametrize(("shape", "scan_ratio"), [("scan", 10), ("set", 10), ("probe", 0), ("probe", 10),
+                                                   ("probe", 10**9)])
+def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, shape: search_sql.FilterShape,
+                                                          scan_ratio: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # probing: every lexeme probed (0), the rare ones read whole (10), every one read whole (10**9)
+    monkeypatch.setattr(search_sql, "PROBE_SCAN_RATIO", scan_ratio)
+    with psycopg.connect(corpus.dsn) as conn:
+        rows = conn.execute("SELECT c.id, c.page_number, d.tags FROM document_chunks c"
+                            " JOIN documents d ON d.id = c.document_id WHERE c.tenant_id = %s", (BIG,)).fetchall()
+
+    def keeps(f: SearchFilters, page: int, tags: list[str]) -> bool:
+        return (f.page_from is None or page >= f.page_from) and (f.page_to is None or page <= f.page_to) \
+            and (not f.tags or bool(set(f.tags) & set(tags)))
+
+    with corpus.store.connection() as conn:
+        for f in FILTER_SHAPES:
+            kept = {cid for cid, page, tags in rows if keeps(f, page, tags)}
+            for query in QUERIES[:6]:
+                ref = {c: s for c, s in reference_bm25(corpus.dsn, BIG, query).items() if c in kept}
+                stmt, params = search_sql.fulltext_statement(BIG, query, 10, f, budget=10**6, shape=shape)
+                got = [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in conn.execute(stmt, params).fetchall()]
+                _assert_ranked_like(got, ref, 10)
+                # lists cut 20 deep past a budget of 100: still k rows of the filter, each scored exactly
+                stmt, params = search_sql.fulltext_statement(BIG, query, 10, f, depth=20, rescore=60, budget=100,
+                                                             shape=shape)
+                cut = [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in conn.execute(stmt, params).fetchall()]
+                assert len(cut) == min(10, len(ref))
+                for g in cut:
+                    assert g.score == pytest.approx(ref[g.chunk_id], rel=1e-9)
+
+
 def _counted_df(dsn: str) -> dict[tuple[str, str], int]:
     with psycopg.connect(dsn) as conn:
         kept = {(t, lx): df for t, lx, df in conn.execute("SELECT tenant_id, lexeme, df FROM tenant_terms") if df}
         counted = {(t, lx): int(n) for t, lx, n in conn.execute(
             "SELECT tenant_id, lexeme, count(*) FROM chunk_terms GROUP BY 1, 2")}
+        # every posting carries its chunk's page span (migration 0008), as page-range searches read it
+        stale = conn.execute(
+            "SELECT count(*) FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id"
+            " WHERE t.page_first IS DISTINCT FROM c.page_number"
+            " OR t.page_last IS DISTINCT FROM COALESCE(c.page_end, c.page_number)").fetchone()
     assert kept == counted
+    assert stale == (0,)
     return kept
 
 
@@ -277,6 +323,29 @@ def test_the_tenant_index_is_planned_with_the_tenant_as_a_literal(corpus: Corpus
         assert indexed.plan(conn, BIG, NOFILTER, K).kind == "tenant_hnsw"
         assert indexed.plan(conn, SMALL, NOFILTER, K).kind == "exact"
         assert indexed.plan(conn, BIG, SearchFilters(document_ids=[corpus.docs[BIG][0]]), K).kind == "exact"
+
+
+def test_a_filter_keeping_few_rows_is_scanned_exactly(corpus: Corpus, indexed: PgVectorStore) -> None:
+    """A tenant with its own HNSW index, under a filter that keeps at most ``exact_scan_max_rows``
+    rows (``filter_reach``), gets the exact scan of those rows: the exact nearest, k of them, in
+    one statement (no HNSW pass whose candidates the filter would mostly reject)."""
+    rare, pages = SearchFilters(tags=["rare"]), SearchFilters(page_from=2, page_to=3)
+    with corpus.store.connection() as conn:
+        assert indexed.plan(conn, BIG, rare, K).kind == "exact"  # 100 rows of 1,200
+        assert indexed.plan(conn, BIG, pages, K).kind == "exact"  # 120 rows
+        assert indexed.plan(conn, BIG, NOFILTER, K).kind == "tenant_hnsw"
+        narrow = PgVectorStore(corpus.store, tenant_index_min_rows=1000, exact_scan_max_rows=70)
+        assert narrow.plan(conn, BIG, rare, K).kind == "tenant_hnsw"  # keeps more than 70 rows
+        # the smaller of the two parts' counts: page 2 has 60 rows (5 of them tagged)
+        assert narrow.plan(conn, BIG, SearchFilters(page_from=2, page_to=2, tags=["rare"]), K).kind == "exact"
+    tagged = np.arange(PER_DOC, 2 * PER_DOC)  # the "rare" document's rows
+    for row in (120, 170):
+        q = _near(corpus, BIG, row)
+        truth = [corpus.ids[BIG][i] for i in tagged[np.argsort(-(corpus.vectors[BIG][tagged] @ q))[:K]]]
+        assert [r.chunk_id for r in indexed.query(BIG, q, K, rare)] == truth
+        got = PostgresChunkSearch(indexed).hybrid(BIG, "zebra", q, k=K, filters=rare, alpha=1.0, rrf_k=60,
+                                                  candidates=4 * K)
+        assert [r.chunk.id for r in got] == truth
 
 
 PLANS = {

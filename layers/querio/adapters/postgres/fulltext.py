@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_statement
+from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_statement, selective
 from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.models import ChunkRef, SearchFilters
 from querio.ports import IndexedChunk
@@ -56,9 +56,10 @@ class PostgresFullText:
         query = normalize_line(query)
         if k <= 0 or not query:
             return []
-        stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
-                                          rescore=self.text_rescore, budget=self.text_budget)
         with self.store.connection() as conn:
+            stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
+                                              rescore=self.text_rescore, budget=self.text_budget,
+                                              shape=selective(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 

@@ -24,14 +24,22 @@ from ``idx_chunk_terms_impact``. The chunks met are scored with the exact BM25 o
 were met with, the ``text_rescore`` best get the exact contributions of the cut lexemes added
 (probes by chunk and lexeme), and those are ranked. A query whose lexemes all fit in the budget
 (every query on a small tenant) is ranked exactly as full BM25; otherwise the leg is measured
-against full BM25 in ``make bench`` (recall@10). With a selective filter (documents, tags)
-every chunk it keeps is scored exactly; with page/date filters the postings read are those of
-chunks that pass them.
+against full BM25 in ``make bench`` (recall@10).
+
+Filters. ``filter_reach`` (one bounded read: the kept documents' chunk counts, the page index)
+says about how many chunks a filter keeps, once per search for both legs (``FilterShape``). At
+most ``PROBE_MAX_CHUNKS``: every kept chunk is scored exactly (a lexeme with few postings read
+whole and tested against the hashed set of kept chunks, the others probed per kept chunk). More:
+the postings path, reading only postings that pass the filter: a page range is tested on the
+posting's own page span inside the index-only scan (migration 0008), document-level filters
+(documents, tags, dates) against the hashed set of kept chunks up to ``CHUNK_SET_MAX``, past it by
+joining the posting to its chunk and document. The vector leg scans the kept rows exactly when
+they are at most ``exact_scan_max_rows`` (``PgVectorStore.plan``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import sql
 
@@ -40,6 +48,8 @@ from querio.adapters.postgres.store import (
     BM25_K1,
     LIVE_CHUNKS,
     LIVE_WHERE,
+    document_filters,
+    filter_reach,
     search_filter_sql,
 )
 from querio.adapters.postgres.vectors import PgVectorStore, VectorPlan, query_vector
@@ -52,10 +62,23 @@ TEXT_BUDGET = 20_000
 TEXT_DEPTH = 200
 #: chunks whose partial score is among this many best get their missing lexemes added
 TEXT_RESCORE = 200
-#: a document or tag filter keeping at most this many chunks is scored by probing each kept
+#: a filter keeping at most this many chunks (``filter_reach``) is scored by probing each kept
 #: chunk for each query lexeme; past it, probes cost more than reading the postings (10K tenant:
 #: 350 chunks probed in ~3 ms, every chunk probed 2x slower than the postings path)
 PROBE_MAX_CHUNKS = 2_000
+#: probing the kept chunks, a lexeme with at most this many postings per kept chunk is read whole
+#: instead (an index-only scan entry costs about a tenth of a probe's three-page descent). 100K
+#: tenant, BM25 SQL p50 probing all / with this split: one document 11.0 / 9.8 ms, a tag 23.5 / 18.0 ms
+#: (8 and 16 alike; reading every lexeme whole: 26.6 / 17.3 ms)
+PROBE_SCAN_RATIO = 10
+#: a filter keeping at most this many chunks (past ``PROBE_MAX_CHUNKS``) has its postings tested
+#: against the set of chunks it keeps (hashed once per query); past it, each posting is joined to
+#: its chunk and document (pays per posting read, but reads few: a filter keeping a large share).
+#: 100K tenant, a tag on 1,444 chunks: joined 250-300 ms, hashed 25-35 ms, probed 33 ms
+CHUNK_SET_MAX = 20_000
+#: how ``text_leg`` applies a filter: no filter or a wide one ("scan": read postings, testing
+#: each), a filter keeping up to ``CHUNK_SET_MAX`` chunks ("set"), up to ``PROBE_MAX_CHUNKS`` ("probe")
+FilterShape = Literal["scan", "set", "probe"]
 #: RRF tie-break for a chunk one leg did not return (``rrf_fuse``'s ``1 << 30``)
 _NO_RANK = 1 << 30
 
@@ -86,37 +109,38 @@ _TEXT_TERMS = (
 )
 
 
-def selective(conn: Any, tenant_id: str, filters: SearchFilters) -> bool:
-    """Whether the document/tag filter keeps few enough chunks (``PROBE_MAX_CHUNKS``, counted
-    from the documents' ``chunk_count``: one index read) for the probing shape of ``text_leg``."""
-    if not (filters.document_ids or filters.tags):
-        return False
-    row = conn.execute(
-        "SELECT COALESCE(sum(chunk_count), 0) FROM documents WHERE tenant_id = %(t)s AND deleted_at IS NULL"
-        " AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]))"
-        " AND (%(tags)s::text[] IS NULL OR tags && %(tags)s::text[])",
-        {"t": tenant_id, "ids": list(filters.document_ids or []) or None,
-         "tags": list(filters.tags or []) or None}).fetchone()
-    return int(row[0]) <= PROBE_MAX_CHUNKS
+def selective(conn: Any, tenant_id: str, filters: SearchFilters) -> FilterShape:
+    """The shape of ``text_leg`` for these filters (:func:`filter_reach`: one bounded read)."""
+    return filter_shape(None if filters.is_empty() else filter_reach(conn, tenant_id, filters, CHUNK_SET_MAX))
+
+
+def filter_shape(kept: int | None) -> FilterShape:
+    """The shape of ``text_leg`` for a filter keeping about ``kept`` chunks (None: no filter)."""
+    if kept is None or kept > CHUNK_SET_MAX:
+        return "scan"
+    return "probe" if kept <= PROBE_MAX_CHUNKS else "set"
 
 
 def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_DEPTH,
              rescore: int = TEXT_RESCORE, budget: int = TEXT_BUDGET,
-             probe: bool = True) -> tuple[sql.Composed, dict[str, Any]]:
+             shape: FilterShape = "scan") -> tuple[sql.Composed, dict[str, Any]]:
     """CTEs ending in ``text_leg(id, rank, score)``: the ``%(n)s`` best live chunks of
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
-    Three shapes: a selective filter (documents, tags: few chunks, ``probe``: see
+    Three shapes: a selective filter (any filter keeping few chunks, ``shape`` "probe": see
     :func:`selective`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
     the query's lexemes (the reference); otherwise each lexeme's ``depth`` best postings (those
     passing the filters, if any) are read best-impact first and the ``rescore`` best chunks
-    completed (module docstring)."""
+    completed (module docstring). A page range is tested on the postings themselves (their page
+    span, migration 0008: inside the index-only scan); document-level filters (documents, tags,
+    dates) past the probing size by the set of chunks they keep (``shape`` "set"), or past
+    ``CHUNK_SET_MAX`` by joining each posting to its chunk and document."""
     where, params = search_filter_sql(filters)
     params.update(k1=BM25_K1, b=BM25_B, depth=depth, rescore=rescore, budget=budget)
     ranked = (" text_leg AS MATERIALIZED (SELECT s.chunk_id AS id,"
               "  row_number() OVER (ORDER BY s.score DESC, s.chunk_id) AS rank, s.score FROM {scored}"
               "  ORDER BY s.score DESC, s.chunk_id LIMIT %(n)s)")
-    if (filters.document_ids or filters.tags) and probe:
+    if shape == "probe" and not filters.is_empty():
         # the filtered chunks (through the document indexes), each probed for the query's lexemes
         body = sql.SQL(
             _TEXT_TERMS
@@ -125,12 +149,20 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             # plain join the planner,
             # misjudging t_c, hashed the tenant's whole postings table (10K tenant, 350 chunks
             # of one document: 460K postings read, 199 ms; probed: a few ms)
-            " t_scored AS (SELECT t_c.id AS chunk_id, sum({bm25}) AS score FROM t_c CROSS JOIN t_q q"
+            " t_cn AS MATERIALIZED (SELECT count(*) AS n FROM t_c),"
+            " t_scored AS (SELECT chunk_id, sum(score) AS score FROM ("
+            "  SELECT t_c.id AS chunk_id, {bm25} AS score FROM t_c CROSS JOIN t_q q CROSS JOIN t_cn"
             "  CROSS JOIN LATERAL (SELECT p.tf, p.dl FROM chunk_terms p WHERE p.chunk_id = t_c.id"
-            "   AND p.lexeme = q.lexeme OFFSET 0) t CROSS JOIN t_st st"
-            "  GROUP BY t_c.id),"
+            "   AND p.lexeme = q.lexeme OFFSET 0) t CROSS JOIN t_st st WHERE q.df > %(scan_ratio)s * t_cn.n"
+            # a lexeme with few postings against the kept chunks: read its postings whole instead
+            # (an index-only scan), keeping the kept chunks' (hashed once, as in the "set" shape)
+            "  UNION ALL SELECT t.chunk_id, {bm25} AS score FROM t_q q CROSS JOIN t_cn CROSS JOIN t_st st"
+            "  CROSS JOIN LATERAL (SELECT p.chunk_id, p.tf, p.dl FROM chunk_terms p WHERE p.tenant_id = %(tenant)s"
+            "   AND p.lexeme = q.lexeme AND (p.chunk_id IN (SELECT id FROM t_c)) IS TRUE) t"
+            "  WHERE q.df <= %(scan_ratio)s * t_cn.n) u GROUP BY chunk_id),"
             + ranked.format(scored="t_scored s")
         ).format(bm25=_bm25("t"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+        params["scan_ratio"] = PROBE_SCAN_RATIO
         return body, params
     if exact:
         scored = (" t_scored AS (SELECT t.chunk_id, sum({bm25}) AS score FROM t_q q"
@@ -157,29 +189,48 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
             " t_scored AS (SELECT chunk_id, sum(score) AS score FROM"
             "  (SELECT chunk_id, score FROM t_part UNION ALL SELECT chunk_id, score FROM t_more) u GROUP BY chunk_id),"
         )
-    filtered: sql.Composable
-    lateral: sql.Composable
-    if filters.is_empty():
-        filtered = sql.SQL("")
-        lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme")
-    else:  # page and date filters: only postings of chunks that pass them
+    filtered: sql.Composable = sql.SQL("")
+    lateral: sql.Composable = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme {pages}").format(
+        pages=_posting_pages(filters))
+    if not filters.is_empty():  # the reference: only postings of live chunks that pass the filters
         filtered = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE {live_where} {filters}").format(
             live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+    kept: sql.Composable = sql.SQL("")
+    if document_filters(filters) and shape == "set":
+        # the kept chunks, hashed once: "(... IN ...) IS TRUE" keeps the test a hashed SubPlan (a
+        # bare IN becomes a semi-join, planned inside each lexeme's lateral scan)
+        kept = sql.SQL(" t_c AS MATERIALIZED (SELECT c.id FROM {live} WHERE {live_where} {filters}),").format(
+            live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+        lateral = sql.SQL("WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme {pages}"
+                          " AND (t.chunk_id IN (SELECT id FROM t_c)) IS TRUE").format(pages=_posting_pages(filters))
+    elif document_filters(filters):  # documents, tags, dates keeping many chunks: each posting's document is read
         lateral = sql.SQL("JOIN {live} ON c.id = t.chunk_id WHERE t.tenant_id = %(tenant)s AND t.lexeme = q.lexeme"
-                          " AND {live_where} {filters}").format(live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where)
+                          " {pages} AND {live_where} {filters}").format(
+            live=LIVE_CHUNKS, live_where=LIVE_WHERE, filters=where, pages=_posting_pages(filters))
     body = sql.SQL(
-        _TEXT_TERMS + scored
+        _TEXT_TERMS + "{kept}" + scored
         + ranked.format(scored="t_scored s JOIN {live} ON c.id = s.chunk_id WHERE {live_where}")
     ).format(bm25=_bm25("t"), bm25_p=_bm25("p"), live=LIVE_CHUNKS, live_where=LIVE_WHERE, filtered=filtered,
-             filtered_lateral=lateral)
+             filtered_lateral=lateral, kept=kept if not exact else sql.SQL(""))
     return body, params
+
+
+def _posting_pages(filters: SearchFilters) -> sql.Composable:
+    """The page range on a posting's own page span (``t``; same predicate as ``search_filter_sql``
+    on the chunk, same parameters)."""
+    parts = []
+    if filters.page_from is not None:
+        parts.append(sql.SQL(" AND t.page_last >= %(f_page_from)s"))
+    if filters.page_to is not None:
+        parts.append(sql.SQL(" AND t.page_first <= %(f_page_to)s"))
+    return sql.SQL("").join(parts)
 
 
 def fulltext_statement(tenant_id: str, query: str, n: int, filters: SearchFilters, *, exact: bool = False,
                        depth: int = TEXT_DEPTH, rescore: int = TEXT_RESCORE,
-                       budget: int = TEXT_BUDGET, probe: bool = True) -> tuple[sql.Composed, dict[str, Any]]:
+                       budget: int = TEXT_BUDGET, shape: FilterShape = "scan") -> tuple[sql.Composed, dict[str, Any]]:
     """``SELECT id, score`` of the full-text leg alone (``DocumentStore.fulltext_search``)."""
-    body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore, budget=budget, probe=probe)
+    body, params = text_leg(filters, exact=exact, depth=depth, rescore=rescore, budget=budget, shape=shape)
     params.update(tenant=tenant_id, query=_text(query), n=n)
     return sql.SQL("WITH {} SELECT id, score FROM text_leg ORDER BY rank").format(body), params
 
@@ -212,7 +263,7 @@ class PostgresChunkSearch:
         with self.vectors.store.connection() as conn:
             stmt, params = fulltext_statement(tenant_id, query, n, filters, exact=exact, depth=self.text_depth,
                                               rescore=self.text_rescore, budget=self.text_budget,
-                                              probe=selective(conn, tenant_id, filters))
+                                              shape=selective(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 
@@ -228,20 +279,27 @@ class PostgresChunkSearch:
             return []
         q = query_vector(vector) if use_vector and vector is not None else None
         with self.vectors.store.connection() as conn:
-            plan = self.vectors.plan(conn, tenant_id, filters, candidates) if use_vector else None
+            # how many chunks the filter keeps, read once for both legs' plans (None: no filter)
+            cap = max(CHUNK_SET_MAX, self.vectors.exact_scan_max_rows if use_vector else 0)
+            kept = None if filters.is_empty() else filter_reach(conn, tenant_id, filters, cap)
+            plan = self.vectors.plan(conn, tenant_id, filters, candidates, kept=kept) if use_vector else None
+            text = use_text, filter_shape(kept)
             rows = self._run(conn, tenant_id, query, q, plan, k=k, filters=filters, alpha=alpha, rrf_k=rrf_k,
-                             n=candidates, use_text=use_text)
+                             n=candidates, text=text)
             if plan is not None and plan.hnsw and self.vectors.needs_exact_fallback(plan, filters) \
                     and (not rows or rows[0][11] < candidates):
                 rows = self._run(conn, tenant_id, query, q, self.vectors.exact_plan(), k=k, filters=filters,
-                                 alpha=alpha, rrf_k=rrf_k, n=candidates, use_text=use_text)
+                                 alpha=alpha, rrf_k=rrf_k, n=candidates, text=text)
         return [RankedChunk(
             chunk=StoredChunk(id=r[0], document_id=r[1], chunk_index=r[2], content=r[3], page_number=r[4],
                               page_end=r[5], filename=r[6], title=r[7]),
             score=float(r[8]), vector_rank=r[9], text_rank=r[10]) for r in rows]
 
     def _run(self, conn: Any, tenant_id: str, query: str, q: Any, plan: VectorPlan | None, *, k: int,
-             filters: SearchFilters, alpha: float, rrf_k: int, n: int, use_text: bool) -> list[tuple[Any, ...]]:
+             filters: SearchFilters, alpha: float, rrf_k: int, n: int, text: tuple[bool, FilterShape]
+             ) -> list[tuple[Any, ...]]:
+        """One statement; ``text``: (run the text leg, its shape)."""
+        use_text, shape = text
         params: dict[str, Any] = {"tenant": tenant_id, "query": _text(query), "n": n, "top": k, "rrf_k": rrf_k,
                                   "wv": alpha, "wt": 1 - alpha}
         parts: list[sql.Composable] = []
@@ -254,7 +312,7 @@ class PostgresChunkSearch:
             parts.append(sql.SQL(_EMPTY_LEG.format(name="v_leg")))
         if use_text:
             tbody, tparams = text_leg(filters, depth=self.text_depth, rescore=self.text_rescore,
-                                      budget=self.text_budget, probe=selective(conn, tenant_id, filters))
+                                      budget=self.text_budget, shape=shape)
             params |= tparams
             parts.append(tbody)
         else:

@@ -90,7 +90,8 @@ _CHUNK_COPY_TYPES = ["uuid", "uuid", "text", "text", "int4", "int4", "int4", "in
                      "int4", "text", "vector"]
 
 
-def search_filter_sql(filters: SearchFilters) -> tuple[sql.Composable, dict[str, Any]]:
+def search_filter_sql(filters: SearchFilters, *, documents_only: bool = False
+                      ) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL fragment ``" AND ..."`` (possibly empty) restricting ``c`` (chunks) / ``d`` (documents).
 
     Shared by full-text and vector search so both halves of hybrid search filter identically,
@@ -98,19 +99,21 @@ def search_filter_sql(filters: SearchFilters) -> tuple[sql.Composable, dict[str,
     list means "no filter", as in ``SearchFilters.is_empty``); the page range keeps chunks that
     overlap ``[page_from, page_to]``; ``uploaded_after`` is inclusive, ``uploaded_before``
     exclusive; naive datetimes are taken as UTC. Parameter names start with ``f_``.
+    ``documents_only``: the document-level part alone, over ``d`` only (no page range).
     """
     parts: list[sql.Composable] = []
     params: dict[str, Any] = {}
     if filters.document_ids:
-        parts.append(sql.SQL("c.document_id = ANY(%(f_doc_ids)s::uuid[])"))
+        parts.append(sql.SQL("d.id = ANY(%(f_doc_ids)s::uuid[])" if documents_only
+                             else "c.document_id = ANY(%(f_doc_ids)s::uuid[])"))
         params["f_doc_ids"] = list(filters.document_ids)
     if filters.tags:
         parts.append(sql.SQL("d.tags && %(f_tags)s::text[]"))
         params["f_tags"] = list(filters.tags)
-    if filters.page_from is not None:
+    if filters.page_from is not None and not documents_only:
         parts.append(sql.SQL("COALESCE(c.page_end, c.page_number) >= %(f_page_from)s"))
         params["f_page_from"] = filters.page_from
-    if filters.page_to is not None:
+    if filters.page_to is not None and not documents_only:
         parts.append(sql.SQL("c.page_number <= %(f_page_to)s"))
         params["f_page_to"] = filters.page_to
     if filters.uploaded_after is not None:
@@ -120,6 +123,42 @@ def search_filter_sql(filters: SearchFilters) -> tuple[sql.Composable, dict[str,
         parts.append(sql.SQL("d.uploaded_at < %(f_before)s"))
         params["f_before"] = _utc(filters.uploaded_before)
     return sql.SQL("").join(sql.SQL(" AND ") + p for p in parts), params
+
+
+def document_filters(filters: SearchFilters) -> bool:
+    """Whether ``filters`` has a document-level part (documents, tags, upload dates)."""
+    return bool(filters.document_ids or filters.tags or filters.uploaded_after or filters.uploaded_before)
+
+
+def filter_reach(conn: Conn, tenant_id: str, filters: SearchFilters, cap: int) -> int:
+    """About how many of the tenant's chunks ``filters`` keep, for choosing a search plan (each
+    plan answers correctly; this only decides which is fast). One round trip, bounded cost:
+
+    * the document-level part: the kept documents' ``chunk_count`` summed (the documents'
+      indexes; exact for live documents);
+    * a page range: the tenant's chunks whose first page lies in it, counted through
+      ``idx_chunks_tenant_pages`` and stopped past ``cap`` (chunks that start before the range
+      and reach into it are not counted: chunks do not span pages today).
+
+    The smaller of the two; ``cap + 1`` when the count stopped; the tenant's whole size is not
+    read (an empty filter returns ``cap + 1``)."""
+    counts: list[sql.Composable] = []
+    where, params = search_filter_sql(filters, documents_only=True)
+    params.update(tenant=tenant_id, cap=cap)
+    if document_filters(filters):
+        counts.append(sql.SQL(
+            "(SELECT COALESCE(sum(d.chunk_count), 0) FROM documents d WHERE d.tenant_id = %(tenant)s"
+            " AND d.deleted_at IS NULL AND d.processing_status = 'completed' {})").format(where))
+    if filters.page_from is not None or filters.page_to is not None:
+        counts.append(sql.SQL(
+            "(SELECT count(*) FROM (SELECT 1 FROM document_chunks c WHERE c.tenant_id = %(tenant)s"
+            " AND c.page_number >= %(lo)s AND c.page_number <= %(hi)s LIMIT %(cap)s + 1) x)"))
+        params.update(lo=filters.page_from if filters.page_from is not None else -(2**31),
+                      hi=filters.page_to if filters.page_to is not None else 2**31 - 1)
+    if not counts:
+        return cap + 1
+    row = conn.execute(sql.SQL("SELECT LEAST({})").format(sql.SQL(", ").join(counts)), params).fetchone()
+    return min(int(row[0]), cap + 1) if row else cap + 1
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
@@ -512,7 +551,7 @@ class PostgresDocumentStore:
         if k <= 0 or not query.strip():
             return []
         with self.connection() as conn:
-            stmt, params = fulltext_statement(tenant_id, query, k, filters, probe=selective(conn, tenant_id, filters))
+            stmt, params = fulltext_statement(tenant_id, query, k, filters, shape=selective(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 
@@ -1023,9 +1062,7 @@ class PostgresDocumentStore:
             where = "c.tenant_id = %(tenant)s AND c.document_id = ANY(%(docs)s::uuid[])"
             conn.execute("UPDATE document_chunks c SET term_count = COALESCE((SELECT sum(cardinality(u.positions))"
                          f" FROM unnest(c.content_tsv) u), 0) WHERE {where}", params)
-            conn.execute("INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
-                         " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
-                         f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {where}", params)
+            conn.execute(_POSTINGS_INSERT.format(where=where), params)
             _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=where)), ([], []), params)
             row = conn.execute(f"SELECT count(*), COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {where}",
                                params).fetchone()
@@ -1111,6 +1148,13 @@ Terms = tuple[list[str], list[int]]  # lexemes and their chunk counts (document 
 
 #: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
 #: (the source of their postings) rather than from the postings table.
+# A chunk's postings: one per lexeme of its content_tsv, with the chunk's length and page span
+# (migration 0008: page-range searches filter postings without reading the chunk rows).
+_POSTINGS_INSERT = (
+    "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl, page_first, page_last)"
+    " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count, c.page_number,"
+    " COALESCE(c.page_end, c.page_number) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+    " WHERE {where}")
 _LEXEME_COUNTS = ("SELECT u.lexeme, count(*) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
                   " WHERE {where} GROUP BY u.lexeme")
 
@@ -1161,10 +1205,7 @@ def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID, *, removed:
         "UPDATE document_chunks c SET term_count = COALESCE("
         " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
         f" WHERE {_DOC_CHUNKS}", params)
-    conn.execute(
-        "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl)"
-        " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count"
-        f" FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u WHERE {_DOC_CHUNKS}", params)
+    conn.execute(_POSTINGS_INSERT.format(where=_DOC_CHUNKS), params)
     _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=_DOC_CHUNKS)), removed or ([], []), params)
     row = conn.execute(f"SELECT COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {_DOC_CHUNKS}",
                        params).fetchone()

@@ -19,9 +19,13 @@ one-statement hybrid search, ``querio.adapters.postgres.search``) picks a plan
   parameter in a generic prepared plan cannot). Any pgvector version; on >= 0.8 with an
   iterative scan as well, so filters do not thin the answer either. This is what RDS gets too.
 * **exact** when the tenant is small (at most ``exact_scan_max_rows`` chunk rows), when the
-  caller names the documents, or when no HNSW index is there: the tenant's rows (through
-  the btree on tenant) sorted by ``(distance) + 0``, an expression the HNSW index cannot
-  answer. Recall 1.0; cost linear in the candidates;
+  caller names the documents, when the filters keep at most ``exact_scan_max_rows`` rows
+  (``filter_reach``: a tag, a page range, dates), or when no HNSW index is there: the rows
+  (through the btree on tenant, or the filter's own indexes) sorted by ``(distance) + 0``, an
+  expression the HNSW index cannot answer. Recall 1.0; cost linear in the candidates. Under a
+  filter this is also the cheaper plan: the HNSW candidates of a query cluster in a few
+  documents and pages, so a filter rejects most of them (100K tenant, pages 10-20: 0 of
+  1,000 candidates kept for some queries, and on 0.6.2 the exact re-run came after);
 * **shared HNSW** otherwise (a big tenant before its own index exists), with
   ``enable_sort = off`` to steer the planner onto the index. How it gets ``k`` rows past the
   tenant and filter predicates depends on the pgvector version, read once per store from
@@ -59,6 +63,7 @@ from querio.adapters.postgres.store import (
     LIVE_CHUNKS,
     Conn,
     PostgresDocumentStore,
+    filter_reach,
     live_where,
     search_filter_sql,
 )
@@ -273,18 +278,29 @@ class PgVectorStore:
         return VectorPlan("exact", False, 0)
 
     def plan(self, conn: Conn, tenant_id: str, filters: SearchFilters, k: int, *,
-             force_hnsw: bool = False) -> VectorPlan:
+             force_hnsw: bool = False, kept: int | None = None) -> VectorPlan:
         """The plan for ``k`` nearest rows of ``tenant_id`` under ``filters`` (module docstring).
-        Reads the tenant's facts at most every ``PLAN_TTL_S`` seconds (no round trip otherwise)."""
+        Reads the tenant's facts at most every ``PLAN_TTL_S`` seconds (no round trip otherwise).
+        ``kept``: about how many chunks the filters keep (``filter_reach`` with a cap of at least
+        ``exact_scan_max_rows``), if the caller has it; read here when needed otherwise."""
         if filters.document_ids and not force_hnsw:
             return self.exact_plan()
         rows, own_index = self._tenant_facts(conn, tenant_id)
+        if not force_hnsw and not filters.is_empty() and self.exact_scan_max_rows > 0 \
+                and (own_index or rows > self.exact_scan_max_rows):
+            # a filter keeping few rows: scanning them exactly is cheaper than an HNSW scan whose
+            # candidates it would mostly reject (on < 0.8, then redone exactly: two statements)
+            if kept is None:
+                kept = filter_reach(conn, tenant_id, filters, self.exact_scan_max_rows)
+            if kept <= self.exact_scan_max_rows:
+                return self.exact_plan()
         iterative = self._version(conn) >= ITERATIVE_SCAN_SINCE
         ef = min(EF_SEARCH_MAX, max(self.ef_search, k if iterative else 2 * k))
         if not iterative and (filters.page_from is not None or filters.page_to is not None
                               or filters.uploaded_after or filters.uploaded_before):
-            # a page or date range keeps a share of every neighbourhood: the widest candidate
-            # list leaves k rows far more often than the exact fallback must scan the range
+            # a wide page or date range (a narrow one was planned exact above): the widest
+            # candidate list, so that fewer searches end in the exact re-run over the whole range
+            # (a query's neighbours cluster in a few pages, so a range rejects most candidates)
             ef = EF_SEARCH_MAX
         if own_index:
             return VectorPlan("tenant_hnsw", iterative, ef)
