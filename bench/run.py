@@ -818,6 +818,7 @@ def section_search_scale(run: Run) -> dict[str, Any]:
 
     return run_search_scale(sizes, queries, run.work, sorted(run.pdfs.glob("*.pdf")), say,
                             settings_for=run.settings, recall_queries=30 if run.quick else 60,
+                            keep=run.args.keep_work,  # the loaded databases too, to EXPLAIN against
                             seed_search=None if run.args.skip_seed_scale else seed_search)
 
 
@@ -855,7 +856,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--staged", action="store_true",
                     help="ingest: also call the stages one by one in a second fresh data dir (default in full mode)")
     ap.add_argument("--skip-staged", action="store_true", help="ingest: not even in full mode")
-    ap.add_argument("--keep-work", action="store_true", help="keep the scratch directory (data dirs, logs)")
+    ap.add_argument("--keep-work", action="store_true",
+                    help="keep the scratch directory (data dirs, logs, search databases)")
     args = ap.parse_args(argv)
 
     wanted = [s for s in SECTIONS if not args.only or s in args.only.split(",")]
