@@ -79,14 +79,32 @@ class Corpus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def text_pipeline_digest() -> str:
+    """A digest of the source of every module that turns PDF bytes into embedded text (parser,
+    boilerplate stripping, character normalisation, chunker, the pipeline's embedding text).
+
+    Why: the cache below is keyed by the PDFs and settings; without the code in the key, a changed
+    chunker silently reads the previous chunker's chunks and vectors from ``bench/.cache``."""
+    import importlib
+
+    modules = ("querio.text", "querio.ingest.boilerplate", "querio.ingest.pdf", "querio.ingest.chunking",
+               "querio.ingest.pipeline")
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
+    return h.hexdigest()
+
+
 def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[str], None]) -> Base:
-    """The eval PDFs through the product's parser and chunker, embedded as ingest does (cached)."""
+    """The eval PDFs through the product's parser and chunker, embedded as ingest does (cached by the
+    PDFs, the chunk settings, the embedder variant and :func:`text_pipeline_digest`)."""
     from querio.ingest.chunking import chunk_pages
     from querio.ingest.pdf import parse_pdf
     from querio.ingest.pipeline import display_filename, embedding_context
 
     key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in pdfs)
-                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}".encode()).hexdigest()
+                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}/"
+                           f"{text_pipeline_digest()}".encode()).hexdigest()
     cached = CACHE / f"base-{key[:16]}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
@@ -197,7 +215,9 @@ def build_corpus(base: Base, tenant: str, n: int, *, seed: int, embedder: Any | 
 
 
 def embed_cached(embedder: Any, texts: list[str], say: Callable[[str], None]) -> np.ndarray:
-    key = hashlib.sha256(("\x1e".join(texts) + embedder.model_name).encode()).hexdigest()[:16]
+    # the variant too: fp32 and qint8 vectors of the same texts differ (and are refused together)
+    key = hashlib.sha256(("\x1e".join(texts) + embedder.model_name + "/" + embedder.variant).encode()
+                         ).hexdigest()[:16]
     path = CACHE / f"emb-{key}.npy"
     if path.exists():
         return np.load(path)
