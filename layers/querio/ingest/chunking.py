@@ -17,7 +17,12 @@ How (one document, ``N`` words):
 3. Greedy pass per page: extend the chunk while it fits both caps, then cut at the best
    boundary in the chunk's second half (paragraph > sentence > line > word). The next chunk
    starts on a word boundary up to ``chunk_overlap`` characters back (at most half the
-   chunk, so every chunk advances), preferring a sentence or line start.
+   chunk, so every chunk advances), preferring a sentence or line start. A section heading
+   (:func:`heading_starts`, found by layout) ends the chunk before it once the chunk is
+   ``HEADING_MIN_FILL`` full, and the next chunk starts *at* the heading with no overlap:
+   a chunk that opens with its section title embeds as that topic, while one that straddles
+   the end of a section and the start of the next embeds as neither (on the eval manuals,
+   two gnuplot questions missed at recall@10 for that reason).
 4. The real token count of every chunk is checked in one more batch. If a chunk is over
    the cap (only possible with a tokenizer that is not additive over whitespace), its page
    is chunked again with a smaller token budget. ``token_count`` is the real count.
@@ -43,6 +48,15 @@ TINY_FRACTION = 0.15
 MIN_FILL = 0.5
 #: Rounds of re-splitting chunks the real tokenizer finds too long (step 4).
 MAX_RESPLIT_ROUNDS = 6
+#: A heading cuts the chunk before it once the chunk is at least this full (of its binding
+#: cap); below that, the few lines before the heading would make a sliver of a chunk.
+HEADING_MIN_FILL = 0.15
+#: A heading line is at most this many characters and words...
+HEADING_MAX_CHARS = 70
+HEADING_MAX_WORDS = 10
+#: ...and shorter than this share of the page's typical line (its 80th percentile length), so
+#: a wrapped line of body text that happens to lack punctuation is never taken for one.
+HEADING_MAX_WIDTH = 0.7
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 #: A chunk while it is planned: (index of its page among the non-empty pages, first unit,
@@ -68,6 +82,17 @@ _HEADING = re.compile(
     r"\s+[A-Z][^\n]{1,90}?)(?:\s+(?P<page>\d{1,4}))?$"
 )
 _HEADING_MAX = 120
+# A title by its characters: a capital first, then words of letters and digits with light
+# punctuation, and no sentence end. Code (``set size 0.5, 0.5``, ``\\newcommand``, ``x <- 1``),
+# quoted strings, table cells full of symbols and "Example:" lead-ins fail it.
+_TITLE_LINE = re.compile(r"^(?:[A-Z]?\d{1,2}(?:\.\d{1,3})*\.?\s+)?[A-Z][\w\u2019'&/,()-]*(?:\s[\w\u2019'&/,()-]+)*$")
+# Words a title does not end with but a lead-in line does ("Some simple examples are").
+_NOT_TITLE_END = frozenset((
+    "a", "an", "the", "is", "are", "was", "were", "be", "of", "to", "in", "for", "and", "or", "with", "as",
+    "by", "that", "which", "from", "on", "at", "if", "this", "these", "can", "will", "we", "you",
+))
+# What a line before a heading ends with: the end of a paragraph (or a parenthesis closing one).
+_PARAGRAPH_END = re.compile("[.!?:)][\"'\u201d\u2019)\\]]*$")
 
 
 @dataclass(slots=True)
@@ -76,6 +101,7 @@ class _Unit:
     end: int
     tokens: int
     gap: int  # boundary strength of the whitespace after this unit
+    heading: bool = False  # the first word of a section heading (see heading_starts)
 
 
 def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
@@ -168,6 +194,7 @@ def _units(pages: Sequence[Page], chunk_size: int, token_cap: int,
     out: list[list[_Unit]] = []
     for p, spans in zip(pages, raw, strict=True):
         text = p.text
+        headings = set(heading_starts(text))
         units: list[_Unit] = []
         n = len(spans)
         for k, (s, e) in enumerate(spans):
@@ -175,11 +202,13 @@ def _units(pages: Sequence[Page], chunk_size: int, token_cap: int,
             next_start = spans[k + 1][0] if k + 1 < n else len(text)
             gap = _gap_strength(word, text[e:next_start], text[next_start:next_start + 1])
             if e - s <= chunk_size and vocab[word] <= token_cap:  # the common case, inlined
-                units.append(_Unit(s, e, vocab[word], gap))
+                units.append(_Unit(s, e, vocab[word], gap, s in headings))
                 continue
+            first = len(units)
             for i, j in _fitting_pieces(text, s, e, fits):
                 # Inside a split word there is no gap at all: the weakest boundary.
                 units.append(_Unit(i, j, vocab[text[i:j]], _WORD))
+            units[first].heading = s in headings
             units[-1].gap = gap
         out.append(units)
     return out
@@ -237,10 +266,14 @@ def _chunk_units(units: Sequence[_Unit], lo: int, hi: int, chunk_size: int, toke
         return prefix[b + 1 - lo] - prefix[a - lo]
 
     def longest_fit(a: int) -> int:
-        # Longest run from ``a`` that fits both caps (one unit always fits: see _units).
+        # Longest run from ``a`` that fits both caps (one unit always fits: see _units),
+        # ending before a heading once the run is HEADING_MIN_FILL full.
         b = a
         while (b + 1 < hi and units[b + 1].end - units[a].start <= chunk_size
                and tokens(a, b + 1) <= token_cap):
+            if units[b + 1].heading and max((units[b].end - units[a].start) / chunk_size,
+                                            tokens(a, b) / token_cap) >= HEADING_MIN_FILL:
+                break
             b += 1
         return b
 
@@ -253,7 +286,7 @@ def _chunk_units(units: Sequence[_Unit], lo: int, hi: int, chunk_size: int, toke
             # after the previous chunk instead, or this chunk would repeat it.
             a = prev_b + 1
             b = longest_fit(a)
-        if b + 1 < hi:
+        if b + 1 < hi and not units[b + 1].heading:
             b = _best_cut(units, a, b, prev_b + 1, chunk_size, token_cap, tokens)
         chunks.append((a, b))
         if b + 1 >= hi:
@@ -285,6 +318,8 @@ def _next_start(units: Sequence[_Unit], a: int, b: int, overlap: int) -> int:
     """First unit of the chunk after ``a..b``: overlapping it by at most ``overlap`` chars
     and at most half its length, starting at a paragraph, sentence or line start if the
     window has one."""
+    if b + 1 < len(units) and units[b + 1].heading:
+        return b + 1  # a new section: nothing of the previous one is carried into it
     limit = min(overlap, (units[b].end - units[a].start) // 2)
     end = units[b].end
     first_fit = b + 1
@@ -292,6 +327,8 @@ def _next_start(units: Sequence[_Unit], a: int, b: int, overlap: int) -> int:
         if end - units[k].start > limit:
             break
         first_fit = k
+        if units[k].heading:
+            break  # the overlap never reaches back across a heading into the section before
     # The strongest boundary in the window, the earliest (longest overlap) on ties. A
     # visual line start counts for little in PDF text but beats a mid-line word.
     best, best_gap = first_fit, units[first_fit - 1].gap
@@ -307,7 +344,9 @@ def _merge_tiny_tail(chunks: list[tuple[int, int]], units: Sequence[_Unit], chun
     before it, when the union still fits both caps."""
     if len(chunks) < 2:
         return
-    (pa, pb), (_, lb) = chunks[-2], chunks[-1]
+    (pa, pb), (la, lb) = chunks[-2], chunks[-1]
+    if units[la].heading and la > pb:
+        return  # a section's start stays apart from the section before (see heading_starts)
     new_chars = units[lb].end - units[pb].end
     if (new_chars < TINY_FRACTION * chunk_size
             and units[lb].end - units[pa].start <= chunk_size and tokens(pa, lb) <= token_cap):
@@ -365,6 +404,44 @@ def _count_spans(spans: Sequence[_Span], pages: Sequence[Page], units_of: Sequen
     if len(counts) != len(texts):
         raise ValueError(f"count_tokens returned {len(counts)} counts for {len(texts)} texts")
     return list(counts)
+
+
+# --- headings --------------------------------------------------------------------------------------
+
+
+def heading_starts(text: str) -> list[int]:
+    """Offsets of the lines of a page's ``text`` that look like section titles, by layout alone.
+
+    Extracted PDF text keeps no font sizes, but a title still shows: a short line standing
+    alone between line breaks, starting with a capital (or a section number), made of words
+    and no code symbols, with no sentence-ending punctuation, after a line that ended a
+    paragraph (or at the top of the page). "Coordinates", "Complex arithmetic", "2.3
+    Modifying argument descriptions" and "Appendix B Invoking R" qualify; "set size 0.5,
+    0.5", "Example:" and the last words of a wrapped sentence do not. Numbered headings are
+    only one case of this, so unnumbered manuals (gnuplot's) get their sections too.
+
+    "Short" is relative to the page: shorter than ``HEADING_MAX_WIDTH`` of its 80th
+    percentile line length, so a full-width wrapped line is never a title. A table row of
+    plain words may pass; cutting a chunk before one costs little.
+    """
+    lines = text.split("\n")
+    lengths = sorted(len(line) for line in lines if line)
+    if not lengths:
+        return []
+    typical = lengths[min(len(lengths) - 1, int(len(lengths) * 0.8))]
+    width = max(HEADING_MAX_WIDTH * typical, 20)  # a page of short lines still has titles
+    out: list[int] = []
+    pos = 0
+    prev = ""
+    for line in lines:
+        if (line and len(line) <= min(HEADING_MAX_CHARS, width) and len(line.split()) <= HEADING_MAX_WORDS
+                and _TITLE_LINE.match(line) and sum(ch.isalpha() for ch in line) >= 0.6 * len(line)
+                and line.rsplit(None, 1)[-1].lower() not in _NOT_TITLE_END
+                and (not prev or _PARAGRAPH_END.search(prev) or len(prev) < 0.8 * typical)):
+            out.append(pos)
+        pos += len(line) + 1
+        prev = line
+    return out
 
 
 # --- sections --------------------------------------------------------------------------------------
