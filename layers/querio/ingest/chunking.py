@@ -48,9 +48,12 @@ TINY_FRACTION = 0.15
 MIN_FILL = 0.5
 #: Rounds of re-splitting chunks the real tokenizer finds too long (step 4).
 MAX_RESPLIT_ROUNDS = 6
+#: Most word pieces of a section title carried into a chunk's embedded text (``carry_titles``);
+#: a longer title is cut to whole words that fit (``ingest.pipeline.embedding_texts``).
+TITLE_MAX_TOKENS = 24
 #: A heading cuts the chunk before it once the chunk is at least this full (of its binding
 #: cap); below that, the few lines before the heading would make a sliver of a chunk.
-HEADING_MIN_FILL = 0.15
+HEADING_MIN_FILL = 0.3
 #: A heading line is at most this many characters and words...
 HEADING_MAX_CHARS = 70
 HEADING_MAX_WORDS = 10
@@ -102,10 +105,11 @@ class _Unit:
     tokens: int
     gap: int  # boundary strength of the whitespace after this unit
     heading: bool = False  # the first word of a section heading (see heading_starts)
+    title_tokens: int = 0  # room kept for the title a chunk starting here carries (_reserve_titles)
 
 
 def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
-                count_tokens: CountTokens, max_tokens: int) -> list[ChunkDraft]:
+                count_tokens: CountTokens, max_tokens: int, carry_titles: bool = False) -> list[ChunkDraft]:
     """Split pages into chunks that never cross a page and fit the embedding model.
 
     Args:
@@ -118,6 +122,10 @@ def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
             truncation), e.g. ``Embedder.count_tokens``.
         max_tokens: the model's window including its 2 special tokens (256 for
             all-MiniLM-L6-v2); content is capped at ``max_tokens - 2``.
+        carry_titles: the chunks will be embedded with their section title before them
+            (``ingest.pipeline.embedding_texts``: unless the content has it at a line start);
+            each chunk then leaves room for that title, cut to ``TITLE_MAX_TOKENS``, inside
+            the cap, so title + content still fit and no content is truncated.
 
     Returns:
         Chunks with ``chunk_index`` 0..n-1 in document order, ``page_end == page_number``,
@@ -136,7 +144,12 @@ def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
         raise ValueError(f"max_tokens must be > {SPECIAL_TOKENS}, got {max_tokens}")
 
     live = [p for p in pages if p.text.strip()]
-    units_of = _units(live, chunk_size, token_cap, count_tokens)
+    layout = [heading_starts(p.text) for p in live]
+    # Any single unit plus any carried title fits the cap (see _units and _reserve_titles).
+    title_room = min(TITLE_MAX_TOKENS, token_cap // 4) if carry_titles else 0
+    units_of = _units(live, layout, chunk_size, token_cap - title_room, count_tokens)
+    if title_room:
+        _reserve_titles(live, layout, units_of, title_room, count_tokens)
 
     spans: list[_Span] = []
     for i, units in enumerate(units_of):
@@ -147,7 +160,7 @@ def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
     spans, counts = _enforce_token_cap(spans, live, units_of, chunk_size, token_cap, chunk_overlap,
                                        count_tokens)
 
-    sections = _Sections()
+    sections = _Sections(layout)
     drafts: list[ChunkDraft] = []
     for (i, a, b), n_tokens in zip(spans, counts, strict=True):
         page, units = live[i], units_of[i]
@@ -160,15 +173,30 @@ def chunk_pages(pages: Sequence[Page], *, chunk_size: int, chunk_overlap: int,
             char_start=start,
             char_end=end,
             token_count=n_tokens,
-            section=sections.at(page, start, end),
+            section=sections.at(i, page, start, end),
         ))
     return drafts
+
+
+def _reserve_titles(pages: Sequence[Page], layout: Sequence[Sequence[int]], units_of: Sequence[Sequence[_Unit]],
+                    room: int, count_tokens: CountTokens) -> None:
+    """Set each unit's ``title_tokens``: the word pieces of the title a chunk starting at it
+    carries (the section in force there, at most ``room``; none when the unit starts that
+    heading's line, which is then the chunk's own first line). One ``count_tokens`` batch."""
+    sections = _Sections(layout)
+    titles = [[sections.at(i, page, u.start, u.start) for u in units]
+              for i, (page, units) in enumerate(zip(pages, units_of, strict=True))]
+    cost = _count({t for ts in titles for t in ts if t}, count_tokens)
+    for page, units, ts in zip(pages, units_of, titles, strict=True):
+        for u, title in zip(units, ts, strict=True):
+            if title and not page.text.startswith(title, u.start):
+                u.title_tokens = min(cost[title], room)
 
 
 # --- units -----------------------------------------------------------------------------------
 
 
-def _units(pages: Sequence[Page], chunk_size: int, token_cap: int,
+def _units(pages: Sequence[Page], layout: Sequence[Sequence[int]], chunk_size: int, token_cap: int,
            count_tokens: CountTokens) -> list[list[_Unit]]:
     """Whitespace-delimited units of every page, with token counts and boundary strengths.
 
@@ -192,9 +220,9 @@ def _units(pages: Sequence[Page], chunk_size: int, token_cap: int,
         pending = {h for h in halves if len(h) > 1 and not fits(h)}
 
     out: list[list[_Unit]] = []
-    for p, spans in zip(pages, raw, strict=True):
+    for p, spans, starts in zip(pages, raw, layout, strict=True):
         text = p.text
-        headings = set(heading_starts(text))
+        headings = set(starts)
         units: list[_Unit] = []
         n = len(spans)
         for k, (s, e) in enumerate(spans):
@@ -262,8 +290,8 @@ def _chunk_units(units: Sequence[_Unit], lo: int, hi: int, chunk_size: int, toke
     for u in units[lo:hi]:
         prefix.append(prefix[-1] + u.tokens)
 
-    def tokens(a: int, b: int) -> int:  # units a..b inclusive
-        return prefix[b + 1 - lo] - prefix[a - lo]
+    def tokens(a: int, b: int) -> int:  # units a..b inclusive, and the title a chunk from a carries
+        return prefix[b + 1 - lo] - prefix[a - lo] + units[a].title_tokens
 
     def longest_fit(a: int) -> int:
         # Longest run from ``a`` that fits both caps (one unit always fits: see _units),
@@ -365,14 +393,15 @@ def _enforce_token_cap(spans: list[_Span], pages: Sequence[Page], units_of: Sequ
     Whole pages are re-chunked (not single chunks) so order and overlap stay consistent.
     Converges: the budget shrinks every round, the last round uses a budget of 1 token
     (one unit per chunk), and a chunk of one unit always fits (its text is exactly what
-    ``_units`` counted).
+    ``_units`` counted, with room left for a carried title).
     """
     budgets: dict[int, int] = {}
     worst: dict[int, int] = {}
     for round_ in range(MAX_RESPLIT_ROUNDS + 1):
         counts = _count_spans(spans, pages, units_of, count_tokens)
         worst = {}
-        for (i, _a, _b), n in zip(spans, counts, strict=True):
+        for (i, a, _b), n in zip(spans, counts, strict=True):
+            n += units_of[i][a].title_tokens  # the carried title is embedded too
             if n > token_cap:
                 worst[i] = max(worst.get(i, 0), n)
         if not worst:
@@ -406,6 +435,7 @@ def _count_spans(spans: Sequence[_Span], pages: Sequence[Page], units_of: Sequen
     return list(counts)
 
 
+
 # --- headings --------------------------------------------------------------------------------------
 
 
@@ -415,7 +445,7 @@ def heading_starts(text: str) -> list[int]:
     Extracted PDF text keeps no font sizes, but a title still shows: a short line standing
     alone between line breaks, starting with a capital (or a section number), made of words
     and no code symbols, with no sentence-ending punctuation, after a line that ended a
-    paragraph (or at the top of the page). "Coordinates", "Complex arithmetic", "2.3
+    paragraph with ``. ! ? : )``, or another title, or at the top of the page. "Coordinates", "Complex arithmetic", "2.3
     Modifying argument descriptions" and "Appendix B Invoking R" qualify; "set size 0.5,
     0.5", "Example:" and the last words of a wrapped sentence do not. Numbered headings are
     only one case of this, so unnumbered manuals (gnuplot's) get their sections too.
@@ -432,15 +462,18 @@ def heading_starts(text: str) -> list[int]:
     width = max(HEADING_MAX_WIDTH * typical, 20)  # a page of short lines still has titles
     out: list[int] = []
     pos = 0
-    prev = ""
+    after_paragraph = True  # the top of the page
     for line in lines:
-        if (line and len(line) <= min(HEADING_MAX_CHARS, width) and len(line.split()) <= HEADING_MAX_WORDS
-                and _TITLE_LINE.match(line) and sum(ch.isalpha() for ch in line) >= 0.6 * len(line)
-                and line.rsplit(None, 1)[-1].lower() not in _NOT_TITLE_END
-                and (not prev or _PARAGRAPH_END.search(prev) or len(prev) < 0.8 * typical)):
+        title = (after_paragraph and 0 < len(line) <= min(HEADING_MAX_CHARS, width)
+                 and len(line.split()) <= HEADING_MAX_WORDS and _TITLE_LINE.match(line) is not None
+                 and sum(ch.isalpha() for ch in line) >= 0.6 * len(line)
+                 and line.rsplit(None, 1)[-1].lower() not in _NOT_TITLE_END)
+        if title:
             out.append(pos)
         pos += len(line) + 1
-        prev = line
+        # A line without a closing mark leads on ("For example, if the data file contains"
+        # before a table's header row), unless it is a title itself (a chapter, then a section).
+        after_paragraph = title or not line or _PARAGRAPH_END.search(line) is not None
     return out
 
 
@@ -450,25 +483,29 @@ def heading_starts(text: str) -> list[int]:
 class _Sections:
     """The nearest title-like line before a chunk, carried over from earlier pages.
 
-    Cheap and optional: a numbered heading ("2.3 Modifying argument descriptions") or a
-    chapter line ("Appendix B Invoking R"). A heading inside the first half of a chunk
+    A numbered heading ("2.3 Modifying argument descriptions"), a chapter line ("Appendix B
+    Invoking R") or a title found by layout ("Coordinates"). It is stored with the chunk and
+    embedded with it (``ingest.pipeline.embedding_texts``). A heading inside the first half of a chunk
     names the chunk. Running heads (a title with a page number on a page's first or last
     line: "Chapter 7: Reading data from files 34") are only a fallback, because the
     section carried from the previous page is more specific.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Sequence[Sequence[int]]) -> None:
+        self._layout = layout  # heading_starts of each page, by index
         self._page: int | None = None
         self._headings: list[tuple[int, str]] = []
         self._running: str | None = None
         self._carried: str | None = None
 
-    def at(self, page: Page, start: int, end: int) -> str | None:
+    def at(self, index: int, page: Page, start: int, end: int) -> str | None:
+        """The section of ``page.text[start:end]``; ``index``: the page's among the pages
+        chunked (calls go in page order)."""
         if page.number != self._page:
             if self._headings:
                 self._carried = self._headings[-1][1]
             self._page = page.number
-            self._headings, self._running = _find_headings(page.text)
+            self._headings, self._running = _find_headings(page.text, self._layout[index])
         current = self._carried or self._running
         for pos, title in self._headings:
             if pos > start + (end - start) // 2:
@@ -477,10 +514,12 @@ class _Sections:
         return current
 
 
-def _find_headings(text: str) -> tuple[list[tuple[int, str]], str | None]:
-    """Headings of a page as ``(offset, title)``, and its running head if any."""
+def _find_headings(text: str, starts: Sequence[int]) -> tuple[list[tuple[int, str]], str | None]:
+    """Headings of a page as ``(offset, title)``, and its running head if any: numbered ones by
+    ``_HEADING``, the rest by layout (``starts``: the page's :func:`heading_starts`)."""
     found: list[tuple[int, str]] = []
     running: str | None = None
+    layout = set(starts)
     lines = text.split("\n")
     pos = 0
     for i, line in enumerate(lines):
@@ -492,5 +531,7 @@ def _find_headings(text: str) -> tuple[list[tuple[int, str]], str | None]:
                 running = title
             else:
                 found.append((pos, title))
+        elif pos in layout:
+            found.append((pos, line))
         pos += len(line) + 1
     return found, running
