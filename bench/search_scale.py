@@ -98,9 +98,8 @@ def text_pipeline_digest() -> str:
 def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[str], None]) -> Base:
     """The eval PDFs through the product's parser and chunker, embedded as ingest does (cached by the
     PDFs, the chunk settings, the embedder variant and :func:`text_pipeline_digest`)."""
-    from querio.ingest.chunking import chunk_pages
     from querio.ingest.pdf import parse_pdf
-    from querio.ingest.pipeline import display_filename, embedding_context
+    from querio.ingest.pipeline import chunk_for, display_filename, embedding_context, embedding_texts
 
     key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in pdfs)
                          + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}/"
@@ -116,17 +115,15 @@ def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[s
         name = display_filename(pdf.name)
         context = embedding_context(parsed.info.title, name)
         prefix = f"{context}\n" if context else ""
-        budget = max(embedder.max_tokens - (embedder.count_tokens([prefix])[0] if prefix else 0),
-                     embedder.max_tokens // 2)
-        drafts = chunk_pages(parsed.pages, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                             count_tokens=embedder.count_tokens, max_tokens=budget)
+        drafts = chunk_for(parsed.pages, context=context, settings=settings, embedder=embedder)
         manuals.append(name)
         contexts.append(prefix)
+        # what ingest embeds (context and section title lines); variants below get the context only
+        prefixed += embedding_texts(embedder, context, [d.content for d in drafts], [d.section for d in drafts])
         for d in drafts:
             texts.append(d.content)
             pages.append(d.page_number)
             source.append(m)
-            prefixed.append(prefix + d.content)
         say(f"search scale: base corpus: {name}: {len(drafts)} chunks")
     t = time.perf_counter()
     vectors = embedder.embed_documents(prefixed).astype(np.float32)
