@@ -101,7 +101,10 @@ def embedding_texts(embedder: Embedder, context: str, contents: Sequence[str],
     out = []
     for content, section in zip(contents, sections, strict=True):
         title = titles.get(section or "")
-        carried = bool(title) and f"\n{section}" not in f"\n{content}"
+        # not when a line of the chunk starts with it, or the chunk is the start of it (a title
+        # cut by a tiny cap): the chunker kept no room then (chunking._reserve_titles)
+        carried = bool(title) and f"\n{section}" not in f"\n{content}" \
+            and not (section or "").startswith(content.split("\n", 1)[0])
         out.append(prefix + (f"{title}\n" if carried else "") + content)
     return out
 
