@@ -435,7 +435,6 @@ def _count_spans(spans: Sequence[_Span], pages: Sequence[Page], units_of: Sequen
     return list(counts)
 
 
-
 # --- headings --------------------------------------------------------------------------------------
 
 
@@ -445,10 +444,11 @@ def heading_starts(text: str) -> list[int]:
     Extracted PDF text keeps no font sizes, but a title still shows: a short line standing
     alone between line breaks, starting with a capital (or a section number), made of words
     and no code symbols, with no sentence-ending punctuation, after a line that ended a
-    paragraph with ``. ! ? : )``, or another title, or at the top of the page. "Coordinates", "Complex arithmetic", "2.3
-    Modifying argument descriptions" and "Appendix B Invoking R" qualify; "set size 0.5,
-    0.5", "Example:" and the last words of a wrapped sentence do not. Numbered headings are
-    only one case of this, so unnumbered manuals (gnuplot's) get their sections too.
+    paragraph with ``. ! ? : )``, or another title, or at the top of the page.
+    "Coordinates", "Complex arithmetic", "2.3 Modifying argument descriptions" and "Appendix
+    B Invoking R" qualify; "set size 0.5, 0.5", "Example:", a table's header row after "if
+    the data file contains" and the last words of a wrapped sentence do not. Numbered
+    headings are only one case of this, so unnumbered manuals (gnuplot's) get sections too.
 
     "Short" is relative to the page: shorter than ``HEADING_MAX_WIDTH`` of its 80th
     percentile line length, so a full-width wrapped line is never a title. A table row of
@@ -485,8 +485,8 @@ class _Sections:
 
     A numbered heading ("2.3 Modifying argument descriptions"), a chapter line ("Appendix B
     Invoking R") or a title found by layout ("Coordinates"). It is stored with the chunk and
-    embedded with it (``ingest.pipeline.embedding_texts``). A heading inside the first half of a chunk
-    names the chunk. Running heads (a title with a page number on a page's first or last
+    embedded with it (``ingest.pipeline.embedding_texts``). A heading inside the first half
+    of a chunk names the chunk. Running heads (a title with a page number on a page's first or last
     line: "Chapter 7: Reading data from files 34") are only a fallback, because the
     section carried from the previous page is more specific.
     """
