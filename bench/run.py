@@ -322,9 +322,15 @@ def ingest_staged(run: Run, pdfs: list[Path]) -> dict[str, Any]:
     import hashlib as _h
     import uuid
 
-    from querio.ingest.chunking import chunk_pages
     from querio.ingest.pdf import parse_pdf
-    from querio.ingest.pipeline import STALE_PROCESSING_S, blob_key, display_filename, embedding_context
+    from querio.ingest.pipeline import (
+        STALE_PROCESSING_S,
+        blob_key,
+        chunk_for,
+        display_filename,
+        embed_chunks,
+        embedding_context,
+    )
     from querio.models import NewDocument
 
     say("ingest (stages): fresh data dir, model warm-up")
@@ -359,15 +365,10 @@ def ingest_staged(run: Run, pdfs: list[Path]) -> dict[str, Any]:
         f["parse_s"] = time.perf_counter() - t
         t = time.perf_counter()
         context = embedding_context(parsed.info.title, name)
-        prefix = f"{context}\n" if context else ""
-        prefix_tokens = emb.count_tokens([prefix])[0] if prefix else 0
-        budget = max(emb.max_tokens - prefix_tokens, emb.max_tokens // 2)
-        drafts = chunk_pages(parsed.pages, chunk_size=svc.settings.chunk_size,
-                             chunk_overlap=svc.settings.chunk_overlap, count_tokens=emb.count_tokens,
-                             max_tokens=budget)
+        drafts = chunk_for(parsed.pages, context=context, settings=svc.settings, embedder=emb)
         f["chunk_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        vectors = emb.embed_documents([prefix + c.content for c in drafts])
+        vectors = embed_chunks(emb, context, [c.content for c in drafts], [c.section for c in drafts])
         f["embed_s"] = time.perf_counter() - t
         t = time.perf_counter()
         info = {"page_count": parsed.page_count, "word_count": parsed.word_count,

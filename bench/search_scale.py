@@ -80,14 +80,31 @@ class Corpus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def text_pipeline_digest() -> str:
+    """A digest of the source of every module that turns PDF bytes into embedded text (parser,
+    boilerplate stripping, character normalisation, chunker, the pipeline's embedding text).
+
+    Why: the cache below is keyed by the PDFs and settings; without the code in the key, a changed
+    chunker silently reads the previous chunker's chunks and vectors from ``bench/.cache``."""
+    import importlib
+
+    modules = ("querio.text", "querio.ingest.boilerplate", "querio.ingest.pdf", "querio.ingest.chunking",
+               "querio.ingest.pipeline")
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
+    return h.hexdigest()
+
+
 def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[str], None]) -> Base:
-    """The eval PDFs through the product's parser and chunker, embedded as ingest does (cached)."""
-    from querio.ingest.chunking import chunk_pages
+    """The eval PDFs through the product's parser and chunker, embedded as ingest does (cached by the
+    PDFs, the chunk settings, the embedder variant and :func:`text_pipeline_digest`)."""
     from querio.ingest.pdf import parse_pdf
-    from querio.ingest.pipeline import display_filename, embedding_context
+    from querio.ingest.pipeline import chunk_for, display_filename, embedding_context, embedding_texts
 
     key = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in pdfs)
-                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}".encode()).hexdigest()
+                         + f"{settings.chunk_size}/{settings.chunk_overlap}/{embedder.variant}/"
+                           f"{text_pipeline_digest()}".encode()).hexdigest()
     cached = CACHE / f"base-{key[:16]}.npz"
     if cached.exists():
         z = np.load(cached, allow_pickle=False)
@@ -99,17 +116,15 @@ def base_corpus(pdfs: list[Path], embedder: Any, settings: Any, say: Callable[[s
         name = display_filename(pdf.name)
         context = embedding_context(parsed.info.title, name)
         prefix = f"{context}\n" if context else ""
-        budget = max(embedder.max_tokens - (embedder.count_tokens([prefix])[0] if prefix else 0),
-                     embedder.max_tokens // 2)
-        drafts = chunk_pages(parsed.pages, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                             count_tokens=embedder.count_tokens, max_tokens=budget)
+        drafts = chunk_for(parsed.pages, context=context, settings=settings, embedder=embedder)
         manuals.append(name)
         contexts.append(prefix)
+        # what ingest embeds (context and section title lines); variants below get the context only
+        prefixed += embedding_texts(embedder, context, [d.content for d in drafts], [d.section for d in drafts])
         for d in drafts:
             texts.append(d.content)
             pages.append(d.page_number)
             source.append(m)
-            prefixed.append(prefix + d.content)
         say(f"search scale: base corpus: {name}: {len(drafts)} chunks")
     t = time.perf_counter()
     vectors = embedder.embed_documents(prefixed).astype(np.float32)
@@ -198,7 +213,9 @@ def build_corpus(base: Base, tenant: str, n: int, *, seed: int, embedder: Any | 
 
 
 def embed_cached(embedder: Any, texts: list[str], say: Callable[[str], None]) -> np.ndarray:
-    key = hashlib.sha256(("\x1e".join(texts) + embedder.model_name).encode()).hexdigest()[:16]
+    # the variant too: fp32 and qint8 vectors of the same texts differ (and are refused together)
+    key = hashlib.sha256(("\x1e".join(texts) + embedder.model_name + "/" + embedder.variant).encode()
+                         ).hexdigest()[:16]
     path = CACHE / f"emb-{key}.npy"
     if path.exists():
         return np.load(path)

@@ -383,8 +383,8 @@ class EmbedderVariants(Protocol):
                            limit: int = 100) -> list[Document]:
         """Searchable documents not embedded by ``variant``, in id order after ``after_id``."""
 
-    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-        """``(chunk id, content)`` of a document in chunk order."""
+    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str | None]]:
+        """``(chunk id, content, section)`` of a document in chunk order."""
 
     def replace_embeddings(self, tenant_id: str, document_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID],
                            embeddings: Vector | None, variant: str) -> bool:

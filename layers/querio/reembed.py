@@ -70,7 +70,8 @@ def reembed(documents: DocumentStore, variants: EmbedderVariants, vectors: Vecto
         doc = documents.get_document(tenant, doc_id)
         rows = variants.chunk_texts(tenant, doc_id)
         ids = [r[0] for r in rows]
-        new = embed_chunks(embedder, embedding_context(doc.title, doc.filename), [r[1] for r in rows])
+        new = embed_chunks(embedder, embedding_context(doc.title, doc.filename), [r[1] for r in rows],
+                           [r[2] for r in rows])
         ok = variants.replace_embeddings(tenant, doc_id, ids, new, variant)
         if ok:
             report.reembedded += 1

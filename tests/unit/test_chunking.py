@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from querio.ingest.chunking import SPECIAL_TOKENS, CountTokens, chunk_pages
+from querio.ingest.chunking import (
+    HEADING_MIN_FILL,
+    SPECIAL_TOKENS,
+    TITLE_MAX_TOKENS,
+    CountTokens,
+    chunk_pages,
+    heading_starts,
+)
 from querio.ingest.pdf import parse_pdf
 from querio.models import ChunkDraft, Page
 
@@ -256,6 +263,115 @@ def test_section_headings() -> None:
     assert chunks[0].section == "2.4 Logical vectors"
     assert chunks[-1].section == "2.5 Missing values"  # carried over; the running head and list item ignored
     assert any(c.section == "2.5 Missing values" and c.page_number == 1 for c in chunks)
+
+
+# --- section headings found by layout -----------------------------------------------------------------
+
+# A manual page as pypdf extracts it (gnuplot's, shortened): unnumbered titles on lines of their own.
+BODY_LINE = "The commands set arrow, set key, set label and set object allow you to draw something at an"
+MANUAL_PAGE = "\n".join([
+    "Comments",
+    "The comment character # may appear almost anywhere in a command line, and gnuplot will ignore the",
+    "rest of that line. A # does not have this effect inside a quoted string.",
+    "Coordinates",
+    BODY_LINE,
+    "arbitrary position on the graph. This position is specified by the syntax:",
+    "set size 0.5, 0.5",
+    "Example:",
+    "set term png size 600, 400",
+    "For example, if the data file contains",
+    "Height Weight Age",
+    "Some simple examples are",
+    "(complex trig.dem)",
+    "Complex arithmetic",
+    "Arithmetic operations and most built-in functions support the use of complex arguments. Complex",
+    "constants are written {<real>,<imag>}.",
+    "2.3 Modifying argument descriptions",
+    "A wrapped line of body text that ends without any punctuation and is as long as the rest",
+    "of the paragraph it belongs to, which then ends here.",
+])
+
+
+def heading_lines(text: str) -> list[str]:
+    return [text[o:].split("\n", 1)[0] for o in heading_starts(text)]
+
+
+def test_headings_are_found_by_layout_not_numbering() -> None:
+    assert heading_lines(MANUAL_PAGE) == ["Comments", "Coordinates", "Complex arithmetic",
+                                          "2.3 Modifying argument descriptions"]
+    # code, an "Example:" lead-in, a table header after a line that leads on, a lead-in ending in
+    # "are", and a full-width wrapped line are not titles
+    assert heading_starts("") == []
+    assert heading_lines("Just one sentence.") == []
+
+
+def test_a_full_width_line_is_not_a_heading_even_without_punctuation() -> None:
+    wide = "Arithmetic Operations And Most Built-in Functions Support Complex"  # 65 characters
+    text = "\n".join(["Body text ends here.", wide, *[BODY_LINE[:60] + "." for _ in range(5)]])
+    assert heading_lines(text) == []  # as long as the page's lines: a wrapped line, not a title
+    text = "\n".join(["Body text ends here.", wide, *[BODY_LINE + " and more." for _ in range(5)]])
+    assert heading_lines(text) == [wide]
+
+
+def section_page(intro_sentences: int) -> tuple[Page, int]:
+    intro = " ".join(["This sentence belongs to the first section and says little."] * intro_sentences)
+    text = f"First topic\n{intro}\nSecond topic\n" + PROSE * 6
+    return Page(number=1, text=text.strip()), text.index("Second topic")
+
+
+def test_a_heading_starts_a_new_chunk_with_no_overlap_across_it() -> None:
+    page, heading = section_page(5)  # ~300 characters before the heading: over the minimum fill
+    chunks = chunk_pages([page], chunk_size=1000, chunk_overlap=150, count_tokens=AdditiveCounter(),
+                         max_tokens=10_000)
+    check_invariants([page], chunks, chunk_size=1000, chunk_overlap=150, max_tokens=10_000)
+    assert chunks[0].content.startswith("First topic") and chunks[0].char_end < heading
+    assert chunks[1].char_start == heading  # the next chunk opens with its title...
+    assert all(c.char_start >= heading for c in chunks[1:])  # ...and nothing before it is repeated
+    assert all(not (c.char_start < heading < c.char_end) for c in chunks)  # no chunk straddles it
+    assert [c.section for c in chunks[:2]] == ["First topic", "Second topic"]
+    assert all(c.section == "Second topic" for c in chunks[1:])
+
+
+def test_a_heading_near_the_chunk_start_does_not_leave_a_sliver() -> None:
+    page, heading = section_page(1)  # ~70 characters: under HEADING_MIN_FILL of 1000
+    assert heading < HEADING_MIN_FILL * 1000
+    chunks = chunk_pages([page], chunk_size=1000, chunk_overlap=150, count_tokens=AdditiveCounter(),
+                         max_tokens=10_000)
+    assert chunks[0].char_start == 0 and chunks[0].char_end > heading
+    assert chunks[0].section == "Second topic"  # the heading in its first half names it
+
+
+def test_carried_titles_fit_inside_the_token_cap() -> None:
+    page, _ = section_page(5)
+    count = AdditiveCounter()
+    plain = chunk_pages([page], chunk_size=100_000, chunk_overlap=40, count_tokens=count, max_tokens=64)
+    carried = chunk_pages([page], chunk_size=100_000, chunk_overlap=40, count_tokens=count, max_tokens=64,
+                          carry_titles=True)
+    check_invariants([page], carried, chunk_size=100_000, chunk_overlap=40, max_tokens=64, count=count)
+    title = count.one("Second topic")
+    inside = [c for c in carried if not c.content.startswith(c.section or "")]
+    assert inside and all(c.token_count + title <= 62 for c in inside)  # room kept for the title
+    assert max(c.token_count for c in inside) >= (62 - title) // 2  # not slivers
+    assert len(carried) >= len(plain)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_invariants_with_carried_titles(seed: int) -> None:
+    pages, chunk_size, chunk_overlap, max_tokens = random_document(2000 + seed)
+    rng = random.Random(seed)
+    # sprinkle titles on lines of their own after paragraph ends
+    titles = ["Usage", "Set output", "Examples"]
+    pages = [Page(number=p.number, text=p.text.replace(".\n\n", f".\n{rng.choice(titles)}\n", 2)) for p in pages]
+    count = AdditiveCounter()
+    chunks = chunk_pages(pages, chunk_size=chunk_size, chunk_overlap=chunk_overlap, count_tokens=count,
+                         max_tokens=max_tokens, carry_titles=True)
+    check_invariants(pages, chunks, chunk_size=chunk_size, chunk_overlap=chunk_overlap, max_tokens=max_tokens,
+                     count=count)
+    room = min(TITLE_MAX_TOKENS, (max_tokens - SPECIAL_TOKENS) // 4)
+    for c in chunks:
+        if c.section and f"\n{c.section}" not in f"\n{c.content}" \
+                and not c.section.startswith(c.content.split("\n", 1)[0]):  # the title embedded before it
+            assert c.token_count + min(count.one(c.section), room) <= max_tokens - SPECIAL_TOKENS
 
 
 @pytest.mark.parametrize(("size", "overlap", "max_tokens"), [(0, 0, 256), (100, 100, 256), (100, -1, 256),

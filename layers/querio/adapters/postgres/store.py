@@ -992,12 +992,13 @@ class PostgresDocumentStore:
                 {"variant": variant, "tenant": tenant_id, "after": after_id, "limit": limit}).fetchall()
         return [Document.model_validate(r) for r in rows]
 
-    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-        """``(chunk id, content)`` of a document, in chunk order."""
+    def chunk_texts(self, tenant_id: str, document_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str | None]]:
+        """``(chunk id, content, section)`` of a document, in chunk order."""
         with self.connection() as conn:
-            rows = conn.execute("SELECT id, content FROM document_chunks WHERE tenant_id = %s AND document_id = %s"
-                                " ORDER BY chunk_index", (tenant_id, document_id)).fetchall()
-        return [(r[0], r[1]) for r in rows]
+            rows = conn.execute("SELECT id, content, section FROM document_chunks"
+                                " WHERE tenant_id = %s AND document_id = %s ORDER BY chunk_index",
+                                (tenant_id, document_id)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def replace_embeddings(self, tenant_id: str, document_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID],
                            embeddings: Vector | None, variant: str) -> bool:
