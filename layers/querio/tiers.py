@@ -422,7 +422,7 @@ ENTERPRISE = _tier(
                                    "OpenSearch): rows by key only",
         "database.seed_monthly_usd": "seed > Cost Analysis > Large Deployment: $300.00 (Multi-AZ)",
         "database.allocated_storage_gib": "capacity: 1M documents (bottom of the range) are 313 GiB of chunks",
-        "database.max_allocated_storage_gib": "capacity: 10M documents are 3,128 GiB at 3,975 B per chunk (chunks "
+        "database.max_allocated_storage_gib": "capacity: 10M documents are 3,127 GiB at 3,975 B per chunk (chunks "
                                               "only); within 85% of the ceiling",
         "fulltext_backend": "seed > Enterprise: Elasticsearch Cluster (full-text + chunks); Amazon OpenSearch "
                             "Service; PostgreSQL stays the system of record",
