@@ -46,9 +46,9 @@ class Measurement:
 
 MEASUREMENT = Measurement(
     bench="bench/capacity.py (python bench/run.py --only capacity)",
-    result_file="bench/results/2026-12-05-capacity.json",
-    date="2026-12-05",
-    corpus="the 6 eval PDFs (604 pages, 2,370 chunks) as real-text variants: 10,000 chunks as ingested "
+    result_file="bench/results/2026-12-06-capacity.json",
+    date="2026-12-06",
+    corpus="the 6 eval PDFs (604 pages, 2,551 chunks) as real-text variants: 10,000 chunks as ingested "
            "(500-chunk batches, every index in place) and 100,000 chunks (postings indexes rebuilt)",
 )
 
@@ -69,22 +69,22 @@ VECTOR_COLUMN_BYTES = 4 * 384 + 8
 
 CHUNK_BYTES: tuple[ChunkBytes, ...] = (
     ChunkBytes("document_chunks heap (without the vector)", 4096.0 - VECTOR_COLUMN_BYTES, "core",
-               f"{_M}: 100K chunk_heap 4,096.0 (10K: 2,916.4) minus the vector column (4 x 384 + 8 B)"),
-    ChunkBytes("document_chunks TOAST + TOAST index", 1317.3, "core", f"{_M}: 10K chunk_toast (100K: 1,293.8)"),
-    ChunkBytes("document_chunks b-trees (pkey, unique, tenant)", 186.6, "core",
-               f"{_M}: 100K chunk_btrees (10K: 167.1)"),
-    ChunkBytes("documents (rows + indexes)", 22.1, "core", f"{_M}: 10K documents_per_chunk (100K: 4.2)"),
+               f"{_M}: 100K chunk_heap 4,096.0 (10K: 3,348.9) minus the vector column (4 x 384 + 8 B)"),
+    ChunkBytes("document_chunks TOAST + TOAST index", 1210.0, "core", f"{_M}: 10K chunk_toast (100K: 1,193.4)"),
+    ChunkBytes("document_chunks b-trees (pkey, unique, tenant)", 189.2, "core",
+               f"{_M}: 100K chunk_btrees (10K: 179.4)"),
+    ChunkBytes("documents (rows + indexes)", 23.8, "core", f"{_M}: 10K documents_per_chunk (100K: 3.7)"),
     ChunkBytes("document_chunks vector column", float(VECTOR_COLUMN_BYTES), "vectors",
                "pgvector: 4 bytes per dimension + 8; in the measured heap"),
     ChunkBytes("HNSW, the tenant's own index", 2048.8, "vectors", f"{_M}: 10K hnsw_tenant (100K: 2,048.1)"),
     ChunkBytes("HNSW, the shared index", 2048.8, "vectors", f"{_M}: 10K hnsw_shared (a second graph of the "
                "same rows; built in place by ingest)"),
-    ChunkBytes("GIN on content_tsv", 719.3, "fulltext", f"{_M}: 10K chunk_gin_tsv (100K: 411.6)"),
-    ChunkBytes("chunk_terms heap (BM25 postings)", 3290.2, "fulltext", f"{_M}: 100K postings_heap (10K: 3,252.2)"),
-    ChunkBytes("chunk_terms impact index", 3848.6, "fulltext", f"{_M}: 10K postings_impact_index (100K: 3,016.0)"),
-    ChunkBytes("chunk_terms primary key", 2654.2, "fulltext", f"{_M}: 10K postings_other_indexes (100K: 1,913.3)"),
-    ChunkBytes("tenant_terms (document frequencies)", 204.8, "fulltext",
-               f"{_M}: 10K tenant_terms (100K: 74.1; falls as the vocabulary saturates)"),
+    ChunkBytes("GIN on content_tsv", 693.0, "fulltext", f"{_M}: 10K chunk_gin_tsv (100K: 386.0)"),
+    ChunkBytes("chunk_terms heap (BM25 postings)", 3412.6, "fulltext", f"{_M}: 100K postings_heap (10K: 3,357.9)"),
+    ChunkBytes("chunk_terms impact index", 4073.9, "fulltext", f"{_M}: 10K postings_impact_index (100K: 3,205.8)"),
+    ChunkBytes("chunk_terms primary key", 2436.3, "fulltext", f"{_M}: 10K postings_other_indexes (100K: 1,783.4)"),
+    ChunkBytes("tenant_terms (document frequencies)", 205.6, "fulltext",
+               f"{_M}: 10K tenant_terms (100K: 70.0; falls as the vocabulary saturates)"),
 )
 
 
@@ -111,15 +111,15 @@ class Assumptions:
 
 
 ASSUMPTIONS = Assumptions(
-    chunks_per_page=3.924, pages_per_document=20, hot_postings_share=0.8813, postings_per_chunk=45.98,
-    opensearch_source_bytes_per_chunk=619.0 + 300.0,
+    chunks_per_page=4.224, pages_per_document=20, hot_postings_share=0.8876, postings_per_chunk=42.6,
+    opensearch_source_bytes_per_chunk=572.0 + 300.0,
     sources=(
-        ("chunks_per_page", f"{_M}: 2,370 chunks of 604 pages (chunk_size 1000, overlap 150)"),
+        ("chunks_per_page", f"{_M}: 2,551 chunks of 604 pages (chunk_size 1000, overlap 150, section-aware)"),
         ("pages_per_document", "costs: the seed's 1 MB documents, about 20 pages each"),
         ("hot_postings_share", f"{_M}: 100K (budget 20,000, depth 200); 1.0 at 10K"),
-        ("postings_per_chunk", f"{_M}: 10K (100K: 45.64)"),
+        ("postings_per_chunk", f"{_M}: 10K (100K: 42.55)"),
         ("opensearch_source_bytes_per_chunk", f"estimate, not measured (no live domain): {_M} content "
-         "619 B per chunk + ~300 B of ids, page and metadata fields"),
+         "572 B per chunk + ~300 B of ids, page and metadata fields"),
     ),
 )
 

@@ -18,7 +18,7 @@ measurement they follow from instead. Sections cited:
 * "Decision Matrix" and "Conclusion" ("If >1M vectors: migrate to Pinecone").
 
 Sources that start with ``capacity:`` are ``querio capacity`` (:mod:`querio.capacity`) with the
-per-chunk figures measured by ``bench/capacity.py`` (``bench/results/2026-12-05-capacity.json``).
+per-chunk figures measured by ``bench/capacity.py`` (``bench/results/2026-12-06-capacity.json``).
 
 Usage::
 
@@ -305,12 +305,12 @@ SMALL = _tier(
     {
         "vector_backend": "seed > Architecture by Scale > Small Business: one vector store beside PostgreSQL "
                           "(ChromaDB there; pgvector here keeps vectors in the same RDS instance and transaction)",
-        "database.instance_class": "capacity: 100K documents = 7.85M chunks need 39.8 GiB of hot indexes (HNSW "
-                                   "2,049 B + readable postings 3,392 B per chunk) within 75% of RAM: 64 GiB. "
-                                   "The seed's db.t3.micro (1 GiB) holds ~1,900 documents",
+        "database.instance_class": "capacity: 100K documents = 8.45M chunks need 44.6 GiB of hot indexes (HNSW "
+                                   "2,049 B + readable postings 3,616 B per chunk) within 75% of RAM: 64 GiB. "
+                                   "The seed's db.t3.micro (1 GiB) holds ~1,700 documents",
         "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
-        "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 15 GiB; room to grow",
-        "database.max_allocated_storage_gib": "capacity: 100K documents are 149 GiB at 20,437 B per chunk; within "
+        "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 16 GiB; room to grow",
+        "database.max_allocated_storage_gib": "capacity: 100K documents are 161 GiB at 20,438 B per chunk; within "
                                               "85% of the ceiling",
         "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
         "capacity_documents": "seed > Architecture by Scale > Small Business: 10K-100K documents (the top)",
@@ -361,17 +361,17 @@ MID = _tier(
     {
         "vector_backend": "seed > Architecture by Scale > Mid-Market: Pinecone (vectors); Conclusion: "
                           "'If >1M vectors: migrate to Pinecone'",
-        "database.instance_class": "capacity: the BM25 postings' readable part (3,392 B per chunk) within 75% of "
-                                   "128 GiB holds ~386K documents; 1M would need db.r6g.12xlarge (384 GiB, "
+        "database.instance_class": "capacity: the BM25 postings' readable part (3,616 B per chunk) within 75% of "
+                                   "128 GiB holds ~337K documents; 1M would need db.r6g.12xlarge (384 GiB, "
                                    "~$3,940/month): see the README, mid does not hold its top on PostgreSQL full text",
         "database.seed_monthly_usd": "seed > Cost Analysis > Medium Deployment: PostgreSQL RDS (db.t3.small) $30.00",
-        "database.allocated_storage_gib": "capacity: 100K documents (bottom of the range) are 108 GiB",
-        "database.max_allocated_storage_gib": "capacity: 1M documents are 1,081 GiB at 14,795 B per chunk (no "
+        "database.allocated_storage_gib": "capacity: 100K documents (bottom of the range) are 116 GiB",
+        "database.max_allocated_storage_gib": "capacity: 1M documents are 1,164 GiB at 14,796 B per chunk (no "
                                               "vectors in PostgreSQL); within 85% of the ceiling",
         "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
         "capacity_documents": "seed > Architecture by Scale > Mid-Market: 100K-1M documents (the top)",
         "pinecone.pod_type": "seed > Vector Embeddings Storage > Pinecone: Standard pods ($0.096/hour per pod)",
-        "pinecone.pods": "capacity: 1M documents = 78.5M records; ~10M 384-dim records per s1 pod",
+        "pinecone.pods": "capacity: 1M documents = 84.5M records; ~10M 384-dim records per s1 pod",
         "pinecone.usd_per_pod_month": "seed > Pinecone: $0.096/hour per pod x 730 h",
         "opensearch": "PostgreSQL full text (issue 15): no OpenSearch",
         "database.multi_az": "seed > Architecture by Scale: Multi-AZ is the Enterprise tier's",
@@ -397,8 +397,8 @@ MID = _tier(
     },
     name="mid", seed_scale="Mid-Market", expected_documents=100_000, document_range=(100_000, 1_000_000),
     vector_backend="pinecone", fulltext_backend="postgres", capacity_documents=1_000_000,
-    pinecone=PineconeTier(pod_type="s1.x1", pods=8, usd_per_pod_month=0.096 * 730), opensearch=None,
-    database=DatabaseTier(instance_class="db.r6g.4xlarge", allocated_storage_gib=150, max_allocated_storage_gib=1300,
+    pinecone=PineconeTier(pod_type="s1.x1", pods=9, usd_per_pod_month=0.096 * 730), opensearch=None,
+    database=DatabaseTier(instance_class="db.r6g.4xlarge", allocated_storage_gib=150, max_allocated_storage_gib=1400,
                           multi_az=False, backup_retention_days=14, deletion_protection=True,
                           seed_monthly_usd=30.0),
     cache=CacheTier(node_type="cache.m5.large", shards=1, replicas_per_shard=1, cluster_mode=False,
@@ -421,24 +421,24 @@ ENTERPRISE = _tier(
                                    "capacity: no hot index left in PostgreSQL (vectors in Pinecone, full text in "
                                    "OpenSearch): rows by key only",
         "database.seed_monthly_usd": "seed > Cost Analysis > Large Deployment: $300.00 (Multi-AZ)",
-        "database.allocated_storage_gib": "capacity: 1M documents (bottom of the range) are 298 GiB of chunks",
-        "database.max_allocated_storage_gib": "capacity: 10M documents are 2,981 GiB at 4,078 B per chunk (chunks "
+        "database.allocated_storage_gib": "capacity: 1M documents (bottom of the range) are 313 GiB of chunks",
+        "database.max_allocated_storage_gib": "capacity: 10M documents are 3,127 GiB at 3,975 B per chunk (chunks "
                                               "only); within 85% of the ceiling",
         "fulltext_backend": "seed > Enterprise: Elasticsearch Cluster (full-text + chunks); Amazon OpenSearch "
                             "Service; PostgreSQL stays the system of record",
         "capacity_documents": "seed > Enterprise: 1M+ documents; sized for 10M (10x the bottom)",
         "pinecone.pod_type": "seed > Cost Analysis > Large Deployment: Pinecone (Standard)",
-        "pinecone.pods": "capacity: 10M documents = 785M records; ~10M 384-dim records per s1 pod",
+        "pinecone.pods": "capacity: 10M documents = 845M records; ~10M 384-dim records per s1 pod",
         "pinecone.usd_per_pod_month": "seed > Pinecone: $0.096/hour per pod x 730 h",
         "opensearch.engine_version": "the newest OpenSearch engine the CDK construct library names",
         "opensearch.data_instance_type": "capacity: 32 GiB (16 GiB heap) per data node; memory-optimised for search",
-        "opensearch.data_nodes": "capacity: 10M documents = 1,948 GiB with one replica; 3 per AZ over 2 AZs",
+        "opensearch.data_nodes": "capacity: 10M documents = 1,990 GiB with one replica; 3 per AZ over 2 AZs",
         "opensearch.master_instance_type": "AWS: dedicated masters m6g.large.search for clusters up to ~10 data "
                                            "nodes",
         "opensearch.master_nodes": "AWS: three dedicated masters keep a quorum when one is lost",
-        "opensearch.ebs_gib_per_node": "capacity: 6 x 400 GiB >= 1,948 GiB (source x 2 x 1.45, AWS sizing)",
+        "opensearch.ebs_gib_per_node": "capacity: 6 x 400 GiB >= 1,990 GiB (source x 2 x 1.45, AWS sizing)",
         "opensearch.replicas": "one replica: every shard survives the loss of a node or an AZ",
-        "opensearch.primary_shards": "capacity: 739 GiB of primary index at 10M documents in shards of <= 30 GiB "
+        "opensearch.primary_shards": "capacity: 755 GiB of primary index at 10M documents in shards of <= 30 GiB "
                                      "(AWS: 10-30 GiB for search), a multiple of the 6 data nodes",
         "database.multi_az": "seed > Enterprise: PostgreSQL RDS Multi-AZ (metadata)",
         "database.backup_retention_days": "35 days: RDS's maximum automated retention",
@@ -464,12 +464,12 @@ ENTERPRISE = _tier(
     },
     name="enterprise", seed_scale="Enterprise", expected_documents=1_000_000, document_range=(1_000_000, None),
     vector_backend="pinecone", fulltext_backend="opensearch", capacity_documents=10_000_000,
-    pinecone=PineconeTier(pod_type="s1.x1", pods=79, usd_per_pod_month=0.096 * 730),
+    pinecone=PineconeTier(pod_type="s1.x1", pods=85, usd_per_pod_month=0.096 * 730),
     opensearch=OpenSearchTier(engine_version="2.19", data_instance_type="r6g.xlarge.search", data_nodes=6,
                               master_instance_type="m6g.large.search", master_nodes=3, ebs_gib_per_node=400,
                               replicas=1, primary_shards=30),
     database=DatabaseTier(instance_class="db.r6g.large", allocated_storage_gib=400,
-                          max_allocated_storage_gib=3600, multi_az=True, backup_retention_days=35,
+                          max_allocated_storage_gib=3700, multi_az=True, backup_retention_days=35,
                           deletion_protection=True, seed_monthly_usd=300.0),
     cache=CacheTier(node_type="cache.m5.large", shards=2, replicas_per_shard=1, cluster_mode=True,
                     seed_monthly_usd_per_node=100.0),

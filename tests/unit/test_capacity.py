@@ -121,3 +121,12 @@ def test_readme_table_has_each_tier_at_both_ends_of_its_range() -> None:
         t = get_tier(n)
         assert f"| {n} | {t.document_range[0]:,} |" in table and f"| {n} | {t.capacity_documents:,} |" in table
     assert table.count("**(over)**") == 1  # mid's PostgreSQL memory at 1M documents
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_storage_ceiling_source_quotes_the_model_at_the_top_of_the_range(name: str) -> None:
+    # The sources are hand-written; a re-measurement that changes the per-chunk figures must change them too.
+    tier = get_tier(name)
+    storage = next(r for r in capacity(tier).resources if r.name == "PostgreSQL storage")
+    quoted = f"{storage.need:,.0f} GiB at {postgres_bytes_per_chunk(tier):,.0f} B per chunk"
+    assert quoted in tier.sources["database.max_allocated_storage_gib"]
