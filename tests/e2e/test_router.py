@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import socketserver
+import sys
 import threading
 import urllib.request
 import uuid
@@ -416,6 +418,22 @@ def test_stage_prefix_is_stripped(api: ApiClient) -> None:
 
 
 # --- the local server: HTTP in, the same resolver ------------------------------------------------
+
+
+def test_local_server_serves_with_a_short_gil_switch_interval(api_settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # a long upload's pure-Python parsing must not hold health checks for 5 ms per wake-up
+    seen: list[float] = []
+    monkeypatch.setattr(socketserver.BaseServer, "serve_forever",
+                        lambda self, poll_interval=0.5: seen.append(sys.getswitchinterval()))
+    server = local_server.make_server("127.0.0.1", 0, settings=api_settings)
+    before = sys.getswitchinterval()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    assert seen == [local_server.SWITCH_INTERVAL_S] and before > local_server.SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == before
 
 
 def test_local_server_handles_concurrent_requests(api: ApiClient, api_settings: Settings) -> None:
