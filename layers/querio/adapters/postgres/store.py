@@ -1147,15 +1147,15 @@ _DOC_CHUNKS = ("c.document_id = %(doc)s AND c.tenant_id = %(tenant)s"
 
 Terms = tuple[list[str], list[int]]  # lexemes and their chunk counts (document frequencies)
 
-#: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
-#: (the source of their postings) rather than from the postings table.
-# A chunk's postings: one per lexeme of its content_tsv, with the chunk's length and page span
-# (migration 0008: page-range searches filter postings without reading the chunk rows).
+#: A chunk's postings: one per lexeme of its content_tsv, with the chunk's length and page span
+#: (migration 0008: page-range searches filter postings without reading the chunk rows).
 _POSTINGS_INSERT = (
     "INSERT INTO chunk_terms (tenant_id, lexeme, chunk_id, tf, dl, page_first, page_last)"
     " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count, c.page_number,"
     " COALESCE(c.page_end, c.page_number) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
     " WHERE {where}")
+#: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
+#: (the source of their postings) rather than from the postings table.
 _LEXEME_COUNTS = ("SELECT u.lexeme, count(*) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
                   " WHERE {where} GROUP BY u.lexeme")
 
