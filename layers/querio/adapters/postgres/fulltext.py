@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_statement, selective
+from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_statement, text_shape
 from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.models import ChunkRef, SearchFilters
 from querio.ports import IndexedChunk
@@ -59,7 +59,7 @@ class PostgresFullText:
         with self.store.connection() as conn:
             stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
                                               rescore=self.text_rescore, budget=self.text_budget,
-                                              shape=selective(conn, tenant_id, filters))
+                                              shape=text_shape(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 

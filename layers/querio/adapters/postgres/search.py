@@ -109,7 +109,7 @@ _TEXT_TERMS = (
 )
 
 
-def selective(conn: Any, tenant_id: str, filters: SearchFilters) -> FilterShape:
+def text_shape(conn: Any, tenant_id: str, filters: SearchFilters) -> FilterShape:
     """The shape of ``text_leg`` for these filters (:func:`filter_reach`: one bounded read)."""
     return filter_shape(None if filters.is_empty() else filter_reach(conn, tenant_id, filters, CHUNK_SET_MAX))
 
@@ -128,7 +128,7 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
     Three shapes: a selective filter (any filter keeping few chunks, ``shape`` "probe": see
-    :func:`selective`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
+    :func:`text_shape`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
     the query's lexemes (the reference); otherwise each lexeme's ``depth`` best postings (those
     passing the filters, if any) are read best-impact first and the ``rescore`` best chunks
     completed (module docstring). A page range is tested on the postings themselves (their page
@@ -263,7 +263,7 @@ class PostgresChunkSearch:
         with self.vectors.store.connection() as conn:
             stmt, params = fulltext_statement(tenant_id, query, n, filters, exact=exact, depth=self.text_depth,
                                               rescore=self.text_rescore, budget=self.text_budget,
-                                              shape=selective(conn, tenant_id, filters))
+                                              shape=text_shape(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 

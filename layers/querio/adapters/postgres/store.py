@@ -546,12 +546,12 @@ class PostgresDocumentStore:
         chunk id. An empty or stop-word-only query returns ``[]``. The SQL (and how it avoids
         summing every posting) is :func:`querio.adapters.postgres.search.text_leg`.
         """
-        from querio.adapters.postgres.search import fulltext_statement, selective  # they build on this module
+        from querio.adapters.postgres.search import fulltext_statement, text_shape  # they build on this module
 
         if k <= 0 or not query.strip():
             return []
         with self.connection() as conn:
-            stmt, params = fulltext_statement(tenant_id, query, k, filters, shape=selective(conn, tenant_id, filters))
+            stmt, params = fulltext_statement(tenant_id, query, k, filters, shape=text_shape(conn, tenant_id, filters))
             rows = conn.execute(stmt, params).fetchall()
         return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
 
