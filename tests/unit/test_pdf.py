@@ -210,6 +210,10 @@ def test_licence_text_in_author_is_cut_to_its_first_sentence() -> None:
     ("Debian-\nBased", "Debian-\nBased"),  # capital after the break: not a broken word
     ("aarch64-\napple", "aarch64-\napple"),  # digits: an identifier, left alone
     ("\x88 bullet", "bullet"),  # a C1 control where the PDF meant a bullet
+    ("Installation . . . . . . . 12", "Installation \u2026 12"),  # a dot leader is one token, not 14
+    ("Index..............301\n2.1 Setup.....7", "Index \u2026 301\n2.1 Setup \u2026 7"),
+    ("Part \u00b7 \u00b7 \u00b7 \u00b7 \u00b7 9", "Part \u2026 9"),
+    ("wait... done \u2026 and 1.2.3.4", "wait... done ... and 1.2.3.4"),  # ellipses and versions stay
 ])
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
