@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -153,12 +153,14 @@ class ChunkSearch(Protocol):
 
     name: str
 
-    def hybrid(self, tenant_id: str, query: str, vector: Vector | None, *, k: int, filters: SearchFilters,
-               alpha: float, rrf_k: int, candidates: int) -> list[RankedChunk]:
+    def hybrid(self, tenant_id: str, query: str, vector: Vector | Callable[[], Vector] | None, *, k: int,
+               filters: SearchFilters, alpha: float, rrf_k: int, candidates: int) -> list[RankedChunk]:
         """The ``k`` best live chunks of the tenant by reciprocal rank fusion of the vector leg
         (weight ``alpha``, nearest to ``vector``) and the full-text leg (weight ``1 - alpha``),
         each leg ``candidates`` deep with ``filters`` applied inside it, best first, ranked
-        exactly as ``querio.retrieval.hybrid.rrf_fuse`` ranks the two legs."""
+        exactly as ``querio.retrieval.hybrid.rrf_fuse`` ranks the two legs. ``vector`` may be a
+        callable (the embedding still being computed): call it once, when the vector is needed,
+        so the engine's full-text work overlaps the embedding."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ takes a :class:`~querio.models.Principal` and scopes all reads and writes to its
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import json
@@ -16,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Literal
 
@@ -107,14 +107,24 @@ def make_snippet(text: str, query: str, width: int = 240) -> str:
         return flat
     terms = {w.lower() for w in _WORD.findall(query) if len(w) > 2}
     lowered = flat.lower()
-    # each term's occurrences, found once (counting them per window was ~0.2 ms per hit)
-    found = [(len(t), _occurrences(lowered, t)) for t in terms]
-    best, best_at = -1, 0
     step = max(width // 4, 1)
-    for start in range(0, max(len(flat) - width, 0) + step, step):
-        hits = sum(bisect.bisect_right(at, start + width - n) - bisect.bisect_left(at, start) for n, at in found)
-        if hits > best:
-            best, best_at = hits, start
+    windows = len(range(0, max(len(flat) - width, 0) + step, step))  # window i starts at i * step
+    # each occurrence (at p, n long) lies whole in windows ceil((p + n - width) / step) ..
+    # floor(p / step): mark that run once in a difference array instead of counting every term
+    # in every window (1.6 ms of a 10-result search, 10 snippets, ~12 ms in all)
+    runs = [0] * (windows + 1)
+    for term in terms:
+        n = len(term)
+        for p in _occurrences(lowered, term):
+            first, last = max(0, -((width - p - n) // step)), min(windows - 1, p // step)
+            if first <= last:
+                runs[first] += 1
+                runs[last + 1] -= 1
+    best, best_at, hits = -1, 0, 0
+    for i in range(windows):
+        hits += runs[i]
+        if hits > best:  # the first window with the most hits
+            best, best_at = hits, i * step
     snippet = flat[best_at : best_at + width]
     return ("…" if best_at > 0 else "") + snippet + ("…" if best_at + width < len(flat) else "")
 
@@ -171,6 +181,11 @@ class QuerioService:
     @cached_property
     def answerer(self) -> AnswerGenerator:
         return self._answerer_factory(self.embedder)
+
+    @cached_property
+    def _embedding_pool(self) -> ThreadPoolExecutor:
+        """Query embeddings computed beside the search engine's reads (``_retrieve``)."""
+        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="querio-embed")
 
     # --- documents -----------------------------------------------------------------------------
 
@@ -335,11 +350,14 @@ class QuerioService:
         n = k * self.settings.candidate_multiplier
         if alpha > 0:
             self._check_embedder(tenant)
-        vector = self._query_vector(query) if alpha > 0 else None
         if self.search_engine is not None:  # one call: both legs, the fusion and the fetch
-            ranked = self.search_engine.hybrid(tenant, query, vector, k=k, filters=filters, alpha=alpha,
+            # the query is embedded on a worker while the engine reads its full-text leg (10K
+            # tenant: embedding ~4 ms and the BM25 read ~1.9 ms overlap, saving ~1.3 ms a search)
+            pending = self._embedding_pool.submit(self._query_vector, query).result if alpha > 0 else None
+            ranked = self.search_engine.hybrid(tenant, query, pending, k=k, filters=filters, alpha=alpha,
                                                rrf_k=self.settings.rrf_k, candidates=n)
         else:
+            vector = self._query_vector(query) if alpha > 0 else None
             ranked = self._fuse_here(tenant, query, vector, k, n, filters, alpha)
         return [SearchHit(
             chunk_id=c.id, document_id=c.document_id, filename=c.filename, title=c.title,
@@ -408,6 +426,8 @@ class QuerioService:
     def close(self) -> None:
         """Write queued analytics, then close the database pool (tests, the CLI, the bench)."""
         self.analytics.close()
+        if "_embedding_pool" in self.__dict__:
+            self._embedding_pool.shutdown(wait=True)
         self.documents.close()
 
     def maintain_indexes(self, tenant: str, *, background: bool = True) -> None:

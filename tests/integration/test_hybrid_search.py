@@ -8,6 +8,7 @@ the exact scan, the shared index), and tenant isolation on each.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Iterator
@@ -138,9 +139,11 @@ def _assert_ranked_like(got: list, ref: dict[uuid.UUID, float], k: int) -> None:
         sorted(ref.values(), reverse=True)[k] if len(ref) > k else -1, rel=1e-9)
 
 
-@pytest.mark.parametrize("exact", [False, True])
-def test_bm25_ranks_like_the_reference(corpus: Corpus, exact: bool) -> None:
-    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6)  # every list read whole
+@pytest.mark.parametrize(("exact", "blocks"), [(False, True), (False, False), (True, False)])
+def test_bm25_ranks_like_the_reference(corpus: Corpus, exact: bool, blocks: bool) -> None:
+    # blocks: the packed postings scored in numpy; else every list read whole from chunk_terms
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), budget=10**6,
+                                 block_max_postings=10**9 if blocks else 0)
     for query in QUERIES:
         ref = reference_bm25(corpus.dsn, BIG, query)
         _assert_ranked_like(search.fulltext(BIG, query, 25, NOFILTER, exact=exact), ref, 25)
@@ -153,7 +156,8 @@ def test_bm25_with_cut_lists_scores_every_result_exactly(corpus: Corpus) -> None
     """Posting lists read only 20 deep past a budget of 100 (the lexemes of 1,200 chunks have hundreds): the
     chunks returned still carry their exact BM25 over ALL query lexemes (the cut lexemes are
     probed), in score order."""
-    search = PostgresChunkSearch(PgVectorStore(corpus.store), text_depth=20, text_rescore=60, budget=100)
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), text_depth=20, text_rescore=60, budget=100,
+                                 block_max_postings=0)  # the postings path, not the blocks
     with psycopg.connect(corpus.dsn) as conn:
         cut = conn.execute("SELECT count(*) FROM tenant_terms WHERE tenant_id = %s AND df > 20", (BIG,)).fetchone()
     assert cut is not None and cut[0] > 10  # the cut really happens
@@ -220,6 +224,58 @@ def test_bm25_every_filter_shape_ranks_like_the_reference(corpus: Corpus, shape:
                     assert g.score == pytest.approx(ref[g.chunk_id], rel=1e-9)
 
 
+# the same shapes and more on the block-scored leg: document ids, tags, upload dates, page ranges
+BLOCK_FILTERS = [*FILTER_SHAPES, SearchFilters(tags=["nosuchtag"]), SearchFilters(page_from=50),
+                 SearchFilters(uploaded_after=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)),
+                 SearchFilters(uploaded_before=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))]
+
+
+def _kept_chunks(corpus: Corpus, tenant: str, f: SearchFilters) -> set[uuid.UUID]:
+    """The tenant's chunk ids a filter keeps, by the filter's plain meaning (not by our SQL)."""
+    with psycopg.connect(corpus.dsn) as conn:
+        rows = conn.execute("SELECT c.id, c.document_id, c.page_number, d.tags, d.uploaded_at FROM document_chunks c"
+                            " JOIN documents d ON d.id = c.document_id WHERE c.tenant_id = %s", (tenant,)).fetchall()
+    return {cid for cid, doc, page, tags, uploaded in rows
+            if (not f.document_ids or doc in f.document_ids) and (not f.tags or set(f.tags) & set(tags))
+            and (f.page_from is None or page >= f.page_from) and (f.page_to is None or page <= f.page_to)
+            and (f.uploaded_after is None or uploaded >= f.uploaded_after)
+            and (f.uploaded_before is None or uploaded < f.uploaded_before)}
+
+
+def test_the_block_scored_leg_ranks_like_the_reference_under_every_filter(corpus: Corpus) -> None:
+    """term_blocks scored in numpy (migration 0009) against the Python BM25, per filter, for
+    both tenants (another tenant's document id keeps nothing); the leg really answers (no
+    fallback) and hands over to the postings path past its bound."""
+    search = PostgresChunkSearch(PgVectorStore(corpus.store), block_max_postings=10**9)
+    for tenant in (BIG, SMALL):
+        filters = [NOFILTER, *BLOCK_FILTERS, SearchFilters(document_ids=[corpus.docs[BIG][3]]),
+                   SearchFilters(document_ids=[corpus.docs[BIG][3]], page_from=4, page_to=12)]
+        for f in filters:
+            kept = _kept_chunks(corpus, tenant, f)
+            for query in QUERIES[:6]:
+                ref = {c: s for c, s in reference_bm25(corpus.dsn, tenant, query).items() if c in kept}
+                _assert_ranked_like(search.fulltext(tenant, query, 10, f), ref, 10)
+    with corpus.store.connection() as conn:
+        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, NOFILTER) is not None
+        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, NOFILTER, max_postings=10) is None
+        # a document filter bounds the read by the chunks it keeps (100 here), whatever the tenant's lists
+        one = SearchFilters(document_ids=[corpus.docs[BIG][0]])
+        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, one, kept=100,
+                                         max_postings=100 * search_sql.BLOCK_FILTER_LEXEMES) is not None
+
+
+def _decoded_blocks(dsn: str) -> dict[tuple[str, str, uuid.UUID, int], tuple[int, int, int, int]]:
+    """term_blocks unpacked to one entry per (tenant, lexeme, document, chunk_index)."""
+    out = {}
+    with psycopg.connect(dsn) as conn:
+        for tenant, lexeme, doc, blob in conn.execute(
+                "SELECT tenant_id, lexeme, document_id, postings FROM term_blocks"):
+            for ci, tf, dl, first, last in np.frombuffer(blob, dtype=">i4").reshape(-1, 5).tolist():
+                assert (tenant, lexeme, doc, ci) not in out  # no posting twice
+                out[(tenant, lexeme, doc, ci)] = (tf, dl, first, last)
+    return out
+
+
 def _counted_df(dsn: str) -> dict[tuple[str, str], int]:
     with psycopg.connect(dsn) as conn:
         kept = {(t, lx): df for t, lx, df in conn.execute("SELECT tenant_id, lexeme, df FROM tenant_terms") if df}
@@ -230,8 +286,14 @@ def _counted_df(dsn: str) -> dict[tuple[str, str], int]:
             "SELECT count(*) FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id"
             " WHERE t.page_first IS DISTINCT FROM c.page_number"
             " OR t.page_last IS DISTINCT FROM COALESCE(c.page_end, c.page_number)").fetchone()
+        # the packed postings (migration 0009) hold exactly the postings of chunk_terms
+        postings = {(t, lx, doc, ci): (tf, dl, first, last) for t, lx, doc, ci, tf, dl, first, last in conn.execute(
+            "SELECT t.tenant_id, t.lexeme, c.document_id, c.chunk_index, t.tf, t.dl,"
+            " COALESCE(t.page_first, 2147483647), COALESCE(t.page_last, -2147483648)"
+            " FROM chunk_terms t JOIN document_chunks c ON c.id = t.chunk_id")}
     assert kept == counted
     assert stale == (0,)
+    assert _decoded_blocks(dsn) == postings
     return kept
 
 
@@ -262,6 +324,70 @@ def test_document_frequencies_follow_every_write(pg_store: PostgresDocumentStore
     pg_store.purge_document(BIG, b.id)
     pg_store.purge_document(BIG, a.id)
     assert {t for t, _ in _counted_df(pg_dsn)} == {SMALL}
+
+
+def test_bulk_load_writes_the_same_postings_and_blocks(pg_store: PostgresDocumentStore, pg_dsn: str) -> None:
+    """The bench's loader (binary COPY, then the ingest path's statements set-wise) leaves the
+    same statistics and packed postings as ingest, pages included."""
+    docs = [(uuid.uuid4(), f"d{i}.pdf", ["rare"] if i else []) for i in range(3)]
+    texts = _texts(30, seed=11)
+    chunks = [(docs[i % 3][0], t, i // 3, 1 + i % 7) for i, t in enumerate(texts)]
+    pg_store.bulk_load(BIG, docs, chunks, None)
+    df = _counted_df(pg_dsn)
+    assert df and all(t == BIG for t, _ in df)
+    search = PostgresChunkSearch(PgVectorStore(pg_store), block_max_postings=10**9)
+    for query in QUERIES[:6]:
+        _assert_ranked_like(search.fulltext(BIG, query, 10, NOFILTER), reference_bm25(pg_dsn, BIG, query), 10)
+
+
+def test_the_block_scored_leg_skips_deleted_and_reprocessing_documents(pg_store: PostgresDocumentStore,
+                                                                        pg_dsn: str) -> None:
+    """Liveness is the document's, read with the blocks: a soft-deleted document and one being
+    reprocessed return nothing (their blocks stay until purge or the new chunks replace them);
+    another tenant's same words never come back."""
+    search = PostgresChunkSearch(PgVectorStore(pg_store), block_max_postings=10**9)
+    kept = ingest(pg_store, BIG, ["gamma delta", "delta epsilon"])
+    gone = ingest(pg_store, BIG, ["gamma gamma gamma", "gamma zeta"])
+    hidden = ingest(pg_store, BIG, ["gamma eta"])
+    ingest(pg_store, SMALL, ["gamma gamma", "gamma theta"])
+    chunk_docs = {}
+    with psycopg.connect(pg_dsn) as conn:
+        chunk_docs = dict(conn.execute("SELECT id, document_id FROM document_chunks").fetchall())
+    assert {chunk_docs[r.chunk_id] for r in search.fulltext(BIG, "gamma", 10, NOFILTER)} == \
+        {kept.id, gone.id, hidden.id}
+    pg_store.soft_delete(BIG, gone.id)
+    pg_store.reset_for_reprocess(BIG, hidden.id)
+    got = search.fulltext(BIG, "gamma", 10, NOFILTER)
+    assert {chunk_docs[r.chunk_id] for r in got} == {kept.id}
+    _assert_ranked_like(got, reference_bm25(pg_dsn, BIG, "gamma"), 10)
+
+
+def test_a_tenant_index_search_sets_its_hnsw_settings_on_the_session_once(corpus: Corpus, indexed: PgVectorStore
+                                                                        ) -> None:
+    """The tenant's own index needs no transaction: ef_search is put on the pooled connection's
+    session when it differs (a wide page range raises it to the maximum, the next plain search
+    puts it back), so each search still runs with its own plan's value."""
+    store = PostgresDocumentStore(corpus.dsn, pool_min=1, pool_max=1)  # one connection: its session is seen
+    try:
+        vectors = PgVectorStore(store, tenant_index_min_rows=1000, exact_scan_max_rows=0)
+        search = PostgresChunkSearch(vectors)
+        q = _near(corpus, BIG, 5)
+
+        def session_ef() -> str:
+            with store.connection() as conn:
+                row = conn.execute("SHOW hnsw.ef_search").fetchone()
+            return str(row[0]) if row else ""
+
+        wide = SearchFilters(page_from=1, page_to=15)
+        for f in (NOFILTER, wide, NOFILTER):
+            with store.connection() as conn:
+                plan = vectors.plan(conn, BIG, f, 4 * K)
+            assert plan.kind == "tenant_hnsw"
+            got = search.hybrid(BIG, QUERIES[0], q, k=K, filters=f, alpha=0.5, rrf_k=60, candidates=4 * K)
+            assert len(got) == K
+            assert session_ef() == str(plan.ef_search)
+    finally:
+        store.close()
 
 
 # --- one statement against the domain's fusion ----------------------------------------------------

@@ -1,3 +1,5 @@
+import random
+import re
 import uuid
 
 import pytest
@@ -44,3 +46,34 @@ def test_snippet_centres_on_query_terms() -> None:
     assert "puncture repair" in snippet
     assert len(snippet) <= 122 and snippet.startswith("…")
     assert make_snippet("short text", "x") == "short text"
+
+
+def _snippet_by_counting(text: str, query: str, width: int) -> str:
+    """The plain definition: count every term's occurrences in every window, keep the first best."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    terms = {w.lower() for w in re.findall(r"\w+", query) if len(w) > 2}
+    lowered = flat.lower()
+    step = max(width // 4, 1)
+    best, best_at = -1, 0
+    for start in range(0, max(len(flat) - width, 0) + step, step):
+        hits = 0
+        for t in terms:
+            at = lowered.find(t)
+            while at >= 0:
+                hits += start <= at <= start + width - len(t)
+                at = lowered.find(t, at + len(t))
+        if hits > best:
+            best, best_at = hits, start
+    return ("…" if best_at > 0 else "") + flat[best_at:best_at + width] + ("…" if best_at + width < len(flat) else "")
+
+
+def test_snippet_picks_the_window_the_plain_definition_picks() -> None:
+    rng = random.Random(7)
+    vocab = ["plot", "axis", "label", "terminal", "set", "the", "output", "font", "size", "é", "naïve", "x"]
+    for _ in range(300):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 400)))
+        query = " ".join(rng.sample(vocab, rng.randint(1, 4)))
+        width = rng.choice([7, 40, 120, 240])
+        assert make_snippet(text, query, width=width) == _snippet_by_counting(text, query, width)

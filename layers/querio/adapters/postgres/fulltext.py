@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_statement, text_shape
+from querio.adapters.postgres.search import TEXT_BUDGET, TEXT_DEPTH, TEXT_RESCORE, fulltext_refs
 from querio.adapters.postgres.store import PostgresDocumentStore
 from querio.models import ChunkRef, SearchFilters
 from querio.ports import IndexedChunk
@@ -57,11 +57,8 @@ class PostgresFullText:
         if k <= 0 or not query:
             return []
         with self.store.connection() as conn:
-            stmt, params = fulltext_statement(tenant_id, query, k, filters, depth=self.text_depth,
-                                              rescore=self.text_rescore, budget=self.text_budget,
-                                              shape=text_shape(conn, tenant_id, filters))
-            rows = conn.execute(stmt, params).fetchall()
-        return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
+            return fulltext_refs(conn, tenant_id, query, k, filters, depth=self.text_depth,
+                                 rescore=self.text_rescore, budget=self.text_budget)
 
 
 class PostgresChunkSource:

@@ -546,14 +546,10 @@ class PostgresDocumentStore:
         chunk id. An empty or stop-word-only query returns ``[]``. The SQL (and how it avoids
         summing every posting) is :func:`querio.adapters.postgres.search.text_leg`.
         """
-        from querio.adapters.postgres.search import fulltext_statement, text_shape  # they build on this module
+        from querio.adapters.postgres.search import fulltext_refs  # it builds on this module
 
-        if k <= 0 or not query.strip():
-            return []
         with self.connection() as conn:
-            stmt, params = fulltext_statement(tenant_id, query, k, filters, shape=text_shape(conn, tenant_id, filters))
-            rows = conn.execute(stmt, params).fetchall()
-        return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in rows]
+            return fulltext_refs(conn, tenant_id, query, k, filters)
 
     def fetch_chunks(self, tenant_id: str, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredChunk]:
         """Live chunks by id; other tenants' or deleted documents' ids are silently absent."""
@@ -851,6 +847,7 @@ class PostgresDocumentStore:
             removed = conn.execute(
                 "DELETE FROM document_chunks WHERE document_id = %s AND tenant_id = %s RETURNING term_count",
                 (document_id, tenant_id)).fetchall()
+            conn.execute(_BLOCKS_DELETE, _doc_params(tenant_id, document_id, None, None))
             conn.execute("DELETE FROM ingest_parts WHERE document_id = %s AND tenant_id = %s",
                          (document_id, tenant_id))
             with conn.cursor() as cur:
@@ -1064,6 +1061,7 @@ class PostgresDocumentStore:
             conn.execute("UPDATE document_chunks c SET term_count = COALESCE((SELECT sum(cardinality(u.positions))"
                          f" FROM unnest(c.content_tsv) u), 0) WHERE {where}", params)
             conn.execute(_POSTINGS_INSERT.format(where=where), params)
+            conn.execute(_BLOCKS_INSERT.format(where=where), params | {"block": 0})
             _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=where)), ([], []), params)
             row = conn.execute(f"SELECT count(*), COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {where}",
                                params).fetchone()
@@ -1154,6 +1152,20 @@ _POSTINGS_INSERT = (
     " SELECT c.tenant_id, u.lexeme, c.id, LEAST(cardinality(u.positions), 32767), c.term_count, c.page_number,"
     " COALESCE(c.page_end, c.page_number) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
     " WHERE {where}")
+#: The same postings packed per (lexeme, document) for the block-scored BM25 leg (migration 0009:
+#: 20 bytes a chunk, big-endian int4 chunk_index, tf, dl, first page, last page; a chunk without a
+#: page gets a span no page range keeps). ``%(block)s``: the write's first chunk_index (its key).
+_BLOCKS_INSERT = (
+    "INSERT INTO term_blocks (tenant_id, lexeme, document_id, chunk_lo, postings)"
+    " SELECT c.tenant_id, u.lexeme, c.document_id, %(block)s,"
+    " string_agg(int4send(c.chunk_index) || int4send(LEAST(cardinality(u.positions), 32767))"
+    " || int4send(COALESCE(c.term_count, 0)) || int4send(COALESCE(c.page_number, 2147483647))"
+    " || int4send(COALESCE(c.page_end, c.page_number, -2147483648)), ''::bytea ORDER BY c.chunk_index)"
+    " FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
+    " WHERE {where} GROUP BY c.tenant_id, u.lexeme, c.document_id")
+#: A document's packed postings, or those one part's write made (keyed by the part's first index).
+_BLOCKS_DELETE = ("DELETE FROM term_blocks WHERE document_id = %(doc)s AND tenant_id = %(tenant)s"
+                  " AND chunk_lo >= COALESCE(%(lo)s::int, 0) AND (%(hi)s::int IS NULL OR chunk_lo < %(hi)s)")
 #: Per lexeme, how many of the chunks (``{where}`` over ``c``) hold it, read from their tsvectors
 #: (the source of their postings) rather than from the postings table.
 _LEXEME_COUNTS = ("SELECT u.lexeme, count(*) FROM document_chunks c CROSS JOIN LATERAL unnest(c.content_tsv) u"
@@ -1207,6 +1219,8 @@ def _index_terms(conn: Conn, tenant_id: str, document_id: uuid.UUID, *, removed:
         " (SELECT sum(cardinality(u.positions)) FROM unnest(c.content_tsv) u), 0)"
         f" WHERE {_DOC_CHUNKS}", params)
     conn.execute(_POSTINGS_INSERT.format(where=_DOC_CHUNKS), params)
+    conn.execute(_BLOCKS_DELETE, params)
+    conn.execute(_BLOCKS_INSERT.format(where=_DOC_CHUNKS), params | {"block": lo or 0})
     _move_df(conn, tenant_id, sql.SQL(_LEXEME_COUNTS.format(where=_DOC_CHUNKS)), removed or ([], []), params)
     row = conn.execute(f"SELECT COALESCE(sum(term_count), 0) FROM document_chunks c WHERE {_DOC_CHUNKS}",
                        params).fetchone()
