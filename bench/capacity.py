@@ -41,7 +41,7 @@ BENCH = Path(__file__).resolve().parent
 INCREMENTAL_MAX = 20_000
 #: chunks per bulk_load call in the as-ingested layout: about one manual-sized document at a time
 INCREMENTAL_BATCH = 500
-TABLES = ("documents", "document_chunks", "chunk_terms", "tenant_terms", "tenant_usage")
+TABLES = ("documents", "document_chunks", "chunk_terms", "tenant_terms", "tenant_usage", "term_blocks")
 
 
 def count_pages(pdfs: list[Path], max_pages: int) -> dict[str, int]:
@@ -104,6 +104,8 @@ def per_chunk(rel: dict[str, dict[str, Any]], f: dict[str, Any], hnsw_tenant: st
         "postings_impact_index": impact / n,
         "postings_other_indexes": (t["indexes_total"] - impact) / n,
         "tenant_terms": tt["total"] / n,
+        # the packed postings of the block-scored BM25 leg (migration 0009): heap, TOAST, indexes
+        "term_blocks": rel["term_blocks"]["total"] / n,
         "documents_per_chunk": rel["documents"]["total"] / n,
     }
     out["total"] = sum(out.values())
