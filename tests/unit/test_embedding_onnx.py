@@ -111,6 +111,20 @@ def test_query_vector(onnx: OnnxEmbedder) -> None:
     np.testing.assert_allclose(q, onnx.embed_documents([TEXTS[0]])[0], atol=2e-5)
 
 
+def test_queries_run_on_their_own_single_threaded_session(onnx_dir: Path) -> None:
+    """A query loads only the one-thread session (a search-only process never loads the batch
+    session) and embeds exactly as a batch of one does on the batch session."""
+    e = OnnxEmbedder(onnx_dir, threads=2)
+    q = e.embed_query(TEXTS[1])
+    assert e.loaded and e._session is None and e._query_session is not None
+    assert e._query_session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(q, e.embed_documents([TEXTS[1]])[0], atol=2e-5)
+    assert e._session.get_session_options().intra_op_num_threads == 2
+    one = OnnxEmbedder(onnx_dir, threads=1)  # one thread anyway: one session serves both
+    one.embed_query(TEXTS[1])
+    assert one._query_session is None and one._session is not None
+
+
 def test_window_is_256(onnx: OnnxEmbedder) -> None:
     base = "word " * 300
     a, b = onnx.embed_documents([base, base + " completely different ending about cooking"])
