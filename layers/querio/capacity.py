@@ -64,6 +64,10 @@ class ChunkBytes:
 
 
 _M = f"{MEASUREMENT.result_file} ({MEASUREMENT.date})"
+#: term_blocks (migration 0009) came after that run: measured by the same bench in its own run
+#: (``sections.capacity`` of this file)
+BLOCKS_RESULT_FILE = "bench/results/2026-12-06-s10-capacity.json"
+_BLOCKS = f"{BLOCKS_RESULT_FILE} (2026-12-06, same bench and layout)"
 #: vector(384) in the chunk row: pgvector stores 4 bytes per dimension + 8 (pgvector README, "Storage").
 VECTOR_COLUMN_BYTES = 4 * 384 + 8
 
@@ -85,7 +89,11 @@ CHUNK_BYTES: tuple[ChunkBytes, ...] = (
     ChunkBytes("chunk_terms primary key", 2436.3, "fulltext", f"{_M}: 10K postings_other_indexes (100K: 1,783.4)"),
     ChunkBytes("tenant_terms (document frequencies)", 205.6, "fulltext",
                f"{_M}: 10K tenant_terms (100K: 70.0; falls as the vocabulary saturates)"),
+    ChunkBytes("term_blocks (packed BM25 postings: heap, TOAST, indexes)", 2081.6, "fulltext",
+               f"{_BLOCKS}: 10K term_blocks (100K: 2,026.5)"),
 )
+#: the part of term_blocks the block-scored BM25 leg reads (heap and TOAST; its indexes are small)
+TERM_BLOCKS_READ_BYTES = 1490.9
 
 
 def chunk_bytes(store_prefix: str) -> float:
@@ -209,7 +217,10 @@ def hot_bytes_per_chunk(tier: Tier) -> float:
     if tier.vector_backend == "pgvector":
         hot += chunk_bytes("HNSW, the tenant's")
     if tier.fulltext_backend == "postgres":
-        hot += chunk_bytes("chunk_terms impact") * ASSUMPTIONS.hot_postings_share
+        # a query reads EITHER its lexemes' packed blocks whole (while they hold at most
+        # BLOCK_MAX_POSTINGS postings: every query of a tenant up to ~100K chunks) OR, past that,
+        # the impact index: the larger of the two is what must stay in memory
+        hot += max(chunk_bytes("chunk_terms impact") * ASSUMPTIONS.hot_postings_share, TERM_BLOCKS_READ_BYTES)
     return hot
 
 
@@ -276,7 +287,8 @@ def capacity(tier: Tier, documents: int | None = None, pages_per_document: int |
 def _hot_parts(tier: Tier) -> str:
     parts = ["the tenant's HNSW graph"] if tier.vector_backend == "pgvector" else []
     if tier.fulltext_backend == "postgres":
-        parts.append(f"BM25 impact index x {ASSUMPTIONS.hot_postings_share} readable")
+        parts.append(f"BM25 impact index x {ASSUMPTIONS.hot_postings_share} readable (or the packed BM25 blocks,"
+                     " if larger)")
     return " + ".join(parts)
 
 

@@ -309,9 +309,9 @@ SMALL = _tier(
                                    "2,049 B + readable postings 3,616 B per chunk) within 75% of RAM: 64 GiB. "
                                    "The seed's db.t3.micro (1 GiB) holds ~1,700 documents",
         "database.seed_monthly_usd": "seed > Cost Analysis > Small Deployment: PostgreSQL RDS (db.t3.micro) $15.00",
-        "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 16 GiB; room to grow",
-        "database.max_allocated_storage_gib": "capacity: 100K documents are 161 GiB at 20,438 B per chunk; within "
-                                              "85% of the ceiling",
+        "database.allocated_storage_gib": "capacity: 10K documents (bottom of the range) are 18 GiB; room to grow",
+        "database.max_allocated_storage_gib": "capacity: 100K documents are 177 GiB at 22,520 B per chunk (the "
+                                              "packed BM25 blocks included); within 85% of the ceiling",
         "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
         "capacity_documents": "seed > Architecture by Scale > Small Business: 10K-100K documents (the top)",
         "pinecone": "pgvector: no Pinecone",
@@ -341,7 +341,7 @@ SMALL = _tier(
     name="small", seed_scale="Small Business", expected_documents=10_000, document_range=(10_000, 100_000),
     vector_backend="pgvector", fulltext_backend="postgres", capacity_documents=100_000,
     pinecone=None, opensearch=None,
-    database=DatabaseTier(instance_class="db.r6g.2xlarge", allocated_storage_gib=50, max_allocated_storage_gib=200,
+    database=DatabaseTier(instance_class="db.r6g.2xlarge", allocated_storage_gib=50, max_allocated_storage_gib=220,
                           multi_az=False, backup_retention_days=7, deletion_protection=False,
                           seed_monthly_usd=15.0),
     cache=CacheTier(node_type="cache.t3.micro", shards=1, replicas_per_shard=0, cluster_mode=False,
@@ -365,9 +365,10 @@ MID = _tier(
                                    "128 GiB holds ~337K documents; 1M would need db.r6g.12xlarge (384 GiB, "
                                    "~$3,940/month): see the README, mid does not hold its top on PostgreSQL full text",
         "database.seed_monthly_usd": "seed > Cost Analysis > Medium Deployment: PostgreSQL RDS (db.t3.small) $30.00",
-        "database.allocated_storage_gib": "capacity: 100K documents (bottom of the range) are 116 GiB",
-        "database.max_allocated_storage_gib": "capacity: 1M documents are 1,164 GiB at 14,796 B per chunk (no "
-                                              "vectors in PostgreSQL); within 85% of the ceiling",
+        "database.allocated_storage_gib": "capacity: 100K documents (bottom of the range) are 133 GiB",
+        "database.max_allocated_storage_gib": "capacity: 1M documents are 1,328 GiB at 16,878 B per chunk (no "
+                                              "vectors in PostgreSQL; the packed BM25 blocks included); within 85% "
+                                              "of the ceiling",
         "fulltext_backend": "issue 15: small and mid use PostgreSQL (BM25 postings) for full text",
         "capacity_documents": "seed > Architecture by Scale > Mid-Market: 100K-1M documents (the top)",
         "pinecone.pod_type": "seed > Vector Embeddings Storage > Pinecone: Standard pods ($0.096/hour per pod)",
@@ -398,7 +399,7 @@ MID = _tier(
     name="mid", seed_scale="Mid-Market", expected_documents=100_000, document_range=(100_000, 1_000_000),
     vector_backend="pinecone", fulltext_backend="postgres", capacity_documents=1_000_000,
     pinecone=PineconeTier(pod_type="s1.x1", pods=9, usd_per_pod_month=0.096 * 730), opensearch=None,
-    database=DatabaseTier(instance_class="db.r6g.4xlarge", allocated_storage_gib=150, max_allocated_storage_gib=1400,
+    database=DatabaseTier(instance_class="db.r6g.4xlarge", allocated_storage_gib=150, max_allocated_storage_gib=1600,
                           multi_az=False, backup_retention_days=14, deletion_protection=True,
                           seed_monthly_usd=30.0),
     cache=CacheTier(node_type="cache.m5.large", shards=1, replicas_per_shard=1, cluster_mode=False,
