@@ -258,9 +258,10 @@ def test_the_block_scored_leg_ranks_like_the_reference_under_every_filter(corpus
     with corpus.store.connection() as conn:
         assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, NOFILTER) is not None
         assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, NOFILTER, max_postings=10) is None
+        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, NOFILTER, max_tenant_chunks=SIZES[BIG] - 1) is None
         # a document filter bounds the read by the chunks it keeps (100 here), whatever the tenant's lists
         one = SearchFilters(document_ids=[corpus.docs[BIG][0]])
-        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, one, kept=100,
+        assert search_sql.block_text_leg(conn, BIG, QUERIES[0], 10, one, kept=100, max_tenant_chunks=1,
                                          max_postings=100 * search_sql.BLOCK_FILTER_LEXEMES) is not None
 
 

@@ -91,6 +91,11 @@ FilterShape = Literal["scan", "set", "probe"]
 #: its largest query 220K postings 26-34 ms (the bounded path: 86 ms at recall@10 0.2 for that one).
 #: 500K keeps every query of a 100K-chunk tenant exact; at 1M most queries take the bounded path
 BLOCK_MAX_POSTINGS = 500_000
+#: ... and while the tenant holds at most this many chunks (unfiltered or page-range searches). The
+#: blocks a query reads grow with its postings (~24 a row), and a big tenant's do not stay in memory:
+#: 1M-chunk tenant, queries under the postings bound read up to ~20K rows, hybrid p99 1,484 ms against
+#: 108 ms on the bounded path (bench/results/2026-12-06-s10-1m.md, 2026-12-06-issue12-1m.md)
+BLOCK_MAX_TENANT_CHUNKS = 250_000
 #: query lexemes assumed when bounding a document filter's postings by the chunks it keeps
 BLOCK_FILTER_LEXEMES = 32
 #: a packed posting (migration 0009): chunk_index, tf, dl, first page, last page, big-endian int4
@@ -136,11 +141,12 @@ _BLOCK_READ = (
     "  CROSS JOIN t_st st),"
     " t_sum AS MATERIALIZED (SELECT COALESCE(sum(df), 0) AS total FROM t_q)"
     # one row even when the blocks are not read (too many postings): the caller learns why
-    " SELECT s.total, st.avgdl, x.n, x.idf, uuid_send(x.document_id), x.postings FROM t_sum s CROSS JOIN t_st st"
+    " SELECT s.total, st.avgdl, x.n, x.idf, uuid_send(x.document_id), x.postings, st.n FROM t_sum s CROSS JOIN t_st st"
     " LEFT JOIN LATERAL (SELECT q.n, q.idf, b.document_id, b.chunk_lo, b.postings FROM t_q q"
     "  JOIN term_blocks b ON b.tenant_id = %(tenant)s AND b.lexeme = q.lexeme"
     "  JOIN documents d ON d.id = b.document_id AND d.tenant_id = b.tenant_id"
-    "  WHERE (s.total <= %(max)s OR %(bounded)s) AND d.deleted_at IS NULL AND d.processing_status = 'completed'"
+    "  WHERE ((s.total <= %(max)s AND st.n <= %(max_chunks)s) OR %(bounded)s)"
+    "  AND d.deleted_at IS NULL AND d.processing_status = 'completed'"
     "  {filters}) x ON true ORDER BY x.n, x.document_id, x.chunk_lo")
 
 
@@ -155,9 +161,11 @@ class TextHits:
 
 
 def block_text_leg(conn: Any, tenant_id: str, query: str, n: int, filters: SearchFilters, *,
-                   kept: int | None = None, max_postings: int = BLOCK_MAX_POSTINGS) -> TextHits | None:
+                   kept: int | None = None, max_postings: int = BLOCK_MAX_POSTINGS,
+                   max_tenant_chunks: int = BLOCK_MAX_TENANT_CHUNKS) -> TextHits | None:
     """Exact Okapi BM25 over the packed postings (``term_blocks``, migration 0009) in one read,
-    scored with numpy; ``None`` when the query's lexemes have more than ``max_postings`` postings
+    scored with numpy; ``None`` when the tenant holds more than ``max_tenant_chunks`` chunks or the
+    query's lexemes have more than ``max_postings`` postings
     in the tenant (and no document filter keeping few chunks bounds the read): then ``text_leg``.
 
     Same statistics as ``text_leg`` (df from ``tenant_terms``, N and avgdl from ``tenant_usage``)
@@ -167,13 +175,14 @@ def block_text_leg(conn: Any, tenant_id: str, query: str, n: int, filters: Searc
     where, params = search_filter_sql(filters, documents_only=True)
     bounded = (kept is not None and document_filters(filters) and filters.page_from is None
                and filters.page_to is None and kept * BLOCK_FILTER_LEXEMES <= max_postings)
-    params.update(tenant=tenant_id, query=_text(query), max=max_postings, bounded=bounded)
+    params.update(tenant=tenant_id, query=_text(query), max=max_postings, bounded=bounded,
+                  max_chunks=max_tenant_chunks)
     # binary: the postings arrive as bytes (text would hex-encode them: 1.9 → 1.3 ms on a 10K tenant)
     rows = conn.execute(sql.SQL(_BLOCK_READ).format(filters=where), params, binary=True).fetchall()
     if not rows:  # the tenant has no statistics row: nothing was ever stored
         return TextHits([], [], [])
-    total, avgdl = rows[0][0], rows[0][1]
-    if total > max_postings and not bounded:
+    total, avgdl, chunks = rows[0][0], rows[0][1], rows[0][6]
+    if (total > max_postings or chunks > max_tenant_chunks) and not bounded:
         return None
     blocks = [r for r in rows if r[5] is not None]
     if n <= 0 or not blocks:
