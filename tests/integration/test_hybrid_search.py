@@ -363,6 +363,32 @@ def test_the_block_scored_leg_skips_deleted_and_reprocessing_documents(pg_store:
     _assert_ranked_like(got, reference_bm25(pg_dsn, BIG, "gamma"), 10)
 
 
+def test_the_block_scored_leg_handles_the_sparse_chunk_indexes_of_page_range_parts(
+        pg_store: PostgresDocumentStore, pg_dsn: str) -> None:
+    """A large PDF's parts number their chunks PART_INDEX_STRIDE (100,000) apart: the leg still
+    scores every chunk (sorting instead of a dense array of millions of slots), beside a plain
+    document, and ranks like the reference."""
+    from querio.ingest.parts import PART_INDEX_STRIDE
+
+    texts = _texts(60, seed=21)
+    ingest(pg_store, BIG, texts[:20])
+    doc = ingest(pg_store, BIG, ["placeholder"])
+    pg_store.reset_for_reprocess(BIG, doc.id)
+    assert pg_store.try_start_processing(BIG, doc.id, stale_after_s=600) is not None
+    parts = 8
+    pg_store.start_parts(BIG, doc.id, [(p + 1, p + 1) for p in range(parts)])
+    for part in range(parts):
+        assert pg_store.claim_part(BIG, doc.id, part, stale_after_s=0) is not None
+        chunks = [c.model_copy(update={"chunk_index": part * PART_INDEX_STRIDE + i})
+                  for i, c in enumerate(drafts(texts[20 + 5 * part:25 + 5 * part]))]
+        pg_store.store_part(BIG, doc.id, part, chunks=chunks, embeddings=None, stats={},
+                            index_stride=PART_INDEX_STRIDE)
+    search = PostgresChunkSearch(PgVectorStore(pg_store), block_max_postings=10**9)
+    for query in QUERIES[:6]:
+        _assert_ranked_like(search.fulltext(BIG, query, 10, NOFILTER), reference_bm25(pg_dsn, BIG, query), 10)
+    _counted_df(pg_dsn)  # the parts' blocks hold exactly their postings
+
+
 def test_a_tenant_index_search_sets_its_hnsw_settings_on_the_session_once(corpus: Corpus, indexed: PgVectorStore
                                                                         ) -> None:
     """The tenant's own index needs no transaction: ef_search is put on the pooled connection's

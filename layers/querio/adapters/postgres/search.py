@@ -212,18 +212,26 @@ def block_text_leg(conn: Any, tenant_id: str, query: str, n: int, filters: Searc
         if filters.page_to is not None:
             keep &= postings[:, 3] <= filters.page_to
         slot, score = slot[keep], score[keep]
-    totals = np.zeros(int(width.sum()))
-    np.add.at(totals, slot, score)  # in posting order: each chunk's sum in lexeme order
-    held = np.flatnonzero(totals)  # every posting scores > 0 (tf ≥ 1, idf > 0)
+    span = int(width.sum())
+    held: np.ndarray[Any, Any]
+    sums: np.ndarray[Any, Any]
+    if span <= 4 * len(slot) + 65_536:  # dense: one array over the slots, no sort
+        totals = np.zeros(span)
+        np.add.at(totals, slot, score)  # in posting order: each chunk's sum in lexeme order
+        held = np.flatnonzero(totals)  # every posting scores > 0 (tf ≥ 1, idf > 0)
+        sums = totals[held]
+    else:  # sparse: page-range parts number their chunks PART_INDEX_STRIDE apart, so sort instead
+        held, where_held = np.unique(slot, return_inverse=True)
+        sums = np.bincount(where_held, weights=score, minlength=len(held))
     if len(held) > n:
-        cut = np.partition(totals[held], len(held) - n)[len(held) - n]
-        chosen = held[totals[held] >= cut]
+        best = sums >= np.partition(sums, len(sums) - n)[len(sums) - n]
+        chosen, chosen_sums = held[best], sums[best]
     else:
-        chosen = held
+        chosen, chosen_sums = held, sums
     doc_of = np.searchsorted(base, chosen, side="right") - 1
     documents = list(ordinal)
     return TextHits(documents=[uuid.UUID(bytes=documents[int(d)]) for d in doc_of],
-                    indexes=[int(i) for i in chosen - base[doc_of]], scores=[float(x) for x in totals[chosen]])
+                    indexes=[int(i) for i in chosen - base[doc_of]], scores=[float(x) for x in chosen_sums])
 
 
 def hits_leg(hits: TextHits) -> tuple[sql.Composed, dict[str, Any]]:
