@@ -88,12 +88,14 @@ FilterShape = Literal["scan", "set", "probe"]
 #: filter keeps at most ``BLOCK_MAX_POSTINGS // BLOCK_FILTER_LEXEMES`` chunks; past both, the
 #: impact-ordered postings (``text_leg``), bounded but approximate. 20 bytes a posting; measured
 #: (read and scored, quiet): 10K-chunk tenant ~9K postings 2 ms; 100K tenant ~91K postings 13-16 ms,
-#: its largest query 220K postings 26-34 ms (the bounded path: 86 ms at recall@10 0.2 for that one).
+#: its largest query 220K postings 26-34 ms (the bounded path, same run before this bound: text-only
+#: p99 86.6 ms, and one query's recall@10 0.2).
 #: 500K keeps every query of a 100K-chunk tenant exact; at 1M most queries take the bounded path
 BLOCK_MAX_POSTINGS = 500_000
 #: ... and while the tenant holds at most this many chunks (unfiltered or page-range searches). The
 #: blocks a query reads grow with its postings (~24 a row), and a big tenant's do not stay in memory:
-#: 1M-chunk tenant, queries under the postings bound read up to ~20K rows, hybrid p99 1,484 ms against
+#: 1M-chunk tenant, queries under the postings bound read up to ~20K rows (500K postings at ~24 a row,
+#: estimated), hybrid p99 1,484 ms against
 #: 108 ms on the bounded path (bench/results/2026-12-06-s10-1m.md, 2026-12-06-issue12-1m.md)
 BLOCK_MAX_TENANT_CHUNKS = 250_000
 #: query lexemes assumed when bounding a document filter's postings by the chunks it keeps
@@ -265,11 +267,6 @@ def fulltext_refs(conn: Any, tenant_id: str, query: str, n: int, filters: Search
     return [ChunkRef(chunk_id=r[0], score=float(r[1])) for r in conn.execute(stmt, params).fetchall()]
 
 
-def text_shape(conn: Any, tenant_id: str, filters: SearchFilters) -> FilterShape:
-    """The shape of ``text_leg`` for these filters (:func:`filter_reach`: one bounded read)."""
-    return filter_shape(None if filters.is_empty() else filter_reach(conn, tenant_id, filters, CHUNK_SET_MAX))
-
-
 def filter_shape(kept: int | None) -> FilterShape:
     """The shape of ``text_leg`` for a filter keeping about ``kept`` chunks (None: no filter)."""
     if kept is None or kept > CHUNK_SET_MAX:
@@ -284,7 +281,7 @@ def text_leg(filters: SearchFilters, *, exact: bool = False, depth: int = TEXT_D
     ``%(tenant)s`` for ``%(query)s`` by BM25, rank 1 first (ties by chunk id).
 
     Three shapes: a selective filter (any filter keeping few chunks, ``shape`` "probe": see
-    :func:`text_shape`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
+    :func:`filter_shape`) scores every chunk it keeps, exactly; ``exact`` sums every posting of
     the query's lexemes (the reference); otherwise each lexeme's ``depth`` best postings (those
     passing the filters, if any) are read best-impact first and the ``rescore`` best chunks
     completed (module docstring). A page range is tested on the postings themselves (their page
