@@ -2,7 +2,7 @@
 
     querio [--data-dir DIR] [--tenant T] [-v] COMMAND ...
 
-    querio ingest PATH... [--tags a,b] [--json]      PDFs, or folders searched recursively for *.pdf
+    querio ingest PATH... [--tags a,b] [--workers N] [--json]  PDFs, or folders searched recursively
     querio query "question" [--k N] [--json]          an extractive answer with [n] file p. P citations
     querio search "text" [--k N] [--mode M] [--json]  ranked passages (hybrid | vector | text)
     querio docs list [--status S] [--limit N] [--offset N] [--json]
@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -56,6 +57,7 @@ from rich.text import Text
 
 from querio.config import Settings, load_settings
 from querio.errors import QuerioError
+from querio.ingest.bulk import default_workers, ingest_concurrently
 from querio.models import (
     DocumentStatus,
     IngestOutcome,
@@ -199,6 +201,13 @@ def ingest_one(ctx: Ctx, path: Path, tags: Sequence[str], phase: Callable[[str],
                       seconds=round(time.perf_counter() - started, 3))
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reported when it is read
+
+
 def cmd_ingest(ctx: Ctx) -> int:
     args = ctx.args
     tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
@@ -208,15 +217,29 @@ def cmd_ingest(ctx: Ctx) -> int:
         _ = ctx.service  # open the database before the progress bar starts
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), console=ctx.err)
+        phases: dict[str, str] = {}  # file in flight -> its current phase (workers update it)
+        lock = threading.Lock()
+
+        def ingest(path: Path) -> FileResult:
+            def phase(msg: str) -> None:
+                with lock:
+                    phases[str(path)] = f"{path.name}: {msg}"
+                    progress.update(task, description=" | ".join(phases.values()))
+
+            try:
+                return ingest_one(ctx, path, tags, phase)
+            finally:
+                with lock:
+                    phases.pop(str(path), None)
+
+        done: list[tuple[int, FileResult]] = []
         with progress:
             task = progress.add_task("starting", total=len(files))
-            for path in files:
-                def phase(msg: str, name: str = path.name) -> None:
-                    progress.update(task, description=f"{name}: {msg}")
-
-                results.append(ingest_one(ctx, path, tags, phase))
+            for index, result in ingest_concurrently(files, ingest, workers=args.workers, size=_file_size):
+                done.append((index, result))
                 progress.advance(task)
             progress.update(task, description="done")
+        results.extend(r for _, r in sorted(done, key=lambda d: d[0]))  # in the order given
     elapsed = time.perf_counter() - started
     totals = ingest_totals(results, elapsed)
     if ctx.json:
@@ -482,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", parents=[common, as_json], help="ingest PDF files or folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="PDF files or folders (searched recursively)")
     p.add_argument("--tags", help="comma-separated tags for every file")
+    p.add_argument("--workers", type=_bounded_int(1, 64), default=default_workers(),
+                   help="files in flight at once (default: one per usable core; 1 = one after another)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("query", parents=[common, as_json], help="answer a question with citations")

@@ -13,14 +13,21 @@ loading under a lock, ``warm()`` and ``load_seconds``. Differences that matter:
 
 * each text is tokenized once: the ids that give the sort order also feed the model, and
   each batch is padded only to its own longest text (a query is never padded);
-* one ``InferenceSession`` for document batches: ``intra_op`` threads = usable cores, sequential
-  execution, all graph optimisations; its runs are serialised (one run already uses every core),
-  tokenization is not (the tokenizer is never reconfigured after load, so it is safe to share);
-* a second, single-threaded session of the same model for queries (loaded on the first query):
-  a ~15-word-piece query takes as long on one thread as on two (2 cores, quiet, 200 eval
-  queries, ``qint8``: p50 4.0 against 3.9 ms), so the other core stays free for what a search
-  overlaps with it (the database's BM25 read: 6.6 → 6.0 ms for both), and a query never waits
-  behind a document batch.
+* one single-threaded ``InferenceSession`` (sequential execution, all graph optimisations),
+  run concurrently: ONNX Runtime allows ``run`` from several threads, and with one intra-op
+  thread each run computes on its caller's thread. A query runs on the caller's thread and
+  never waits behind a document batch; document batches are spread over a pool of one worker
+  per usable core (data-parallel instead of ``intra_op`` threads). Why: an ``intra_op`` run
+  synchronises its threads after every operator, so when anything else needs a core (the
+  next file's parse, the database) the whole run waits for its slowest thread, and the cores
+  took turns (issue 13: parsing the next file beside a two-thread session gained 1-5 %).
+  Independent batches have no such barrier. Measured in one process (2 cores, the eval
+  chunks, ``qint8``, batch 32): alone, 64.0 / 56.0 chunks/s on two intra-op threads against
+  67.6 / 56.8 data-parallel (two rounds; the same vectors); with the next file parsed
+  beside it, see ``querio.ingest.bulk``. A ~15-word-piece query takes as long on one thread
+  as on two (p50 4.0 against 3.9 ms), so the other core stays free for the database's BM25
+  read that a search overlaps with it;
+* tokenization is shared too (the tokenizer is never reconfigured after load).
 
 Measured 2026-11-29 on this 2-core machine while other jobs shared it (load average 3-7, so
 absolute numbers swing 3-50x; every column ran in the same process, alternating, and the
@@ -62,6 +69,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,16 +102,15 @@ class OnnxEmbedder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
+        #: document batches embedded at once (one core each)
         self.threads = threads or _usable_cores()
-        self._session: Any = None  # onnxruntime.InferenceSession, loaded lazily
-        self._query_session: Any = None  # the same model on one thread, for embed_query
+        self._session: Any = None  # onnxruntime.InferenceSession (one intra-op thread), loaded lazily
+        self._workers: ThreadPoolExecutor | None = None  # runs document batches, ``threads`` at once
         self._input_names: tuple[str, ...] = ()
         self._pooled = True  # the graph returns sentence vectors (rank 2), not token vectors
         self._tokenizer: Tokenizer | None = None
         self._cls = self._sep = 0
         self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()
-        self._query_lock = threading.Lock()
         #: Seconds the last model load took (import + session + a probe run), for logs and benchmarks.
         self.load_seconds: float | None = None
         #: The manifest's ``precision`` ("fp32", "int8"), once loaded; ``None`` without a manifest.
@@ -135,14 +142,15 @@ class OnnxEmbedder:
 
     @property
     def loaded(self) -> bool:
-        """Whether an ONNX session exists (the tokenizer alone does not count)."""
-        return self._session is not None or self._query_session is not None
+        """Whether the ONNX session exists (the tokenizer alone does not count)."""
+        return self._session is not None
 
     def embed_documents(self, texts: Sequence[str]) -> Vector:
         """Embed ``texts``; shape ``(len(texts), 384)``, float32, rows of L2 norm 1.
 
         Texts over 254 word pieces are truncated (the chunker prevents it). Input order is kept
-        although batches run in token-length order.
+        although batches run in token-length order, ``threads`` batches at once; a batch's
+        vectors depend only on its texts, so they are the same whichever worker runs it.
         """
         n = len(texts)
         if n == 0:
@@ -151,16 +159,23 @@ class OnnxEmbedder:
         pieces = self._pieces(texts)
         lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=n)
         order = np.argsort(np.minimum(lengths, self.max_tokens - 2), kind="stable")
+        batches = [order[lo:lo + self.batch_size] for lo in range(0, n, self.batch_size)]
         out = np.empty((n, self.dimension), dtype=np.float32)
-        for lo in range(0, n, self.batch_size):
-            idx = order[lo:lo + self.batch_size]
-            out[idx] = self._run([pieces[i] for i in idx])
+        if len(batches) == 1 or self.threads == 1:
+            for idx in batches:
+                out[idx] = self._run([pieces[i] for i in idx])
+        else:
+            workers = self._ensure_workers()
+            # in order of submission: a concurrent caller's batches queue behind these, not between
+            runs = [workers.submit(self._run, [pieces[i] for i in idx]) for idx in batches]
+            for idx, run in zip(batches, runs, strict=True):
+                out[idx] = run.result()
         return _l2_normalise(out)
 
     def embed_query(self, text: str) -> Vector:
-        """Embed one query; shape ``(384,)``, float32, L2 norm 1 (on the query session)."""
-        session = self._ensure_query_session()
-        return _l2_normalise(self._run(self._pieces([text]), session))[0]
+        """Embed one query; shape ``(384,)``, float32, L2 norm 1 (on the caller's thread)."""
+        self._ensure_session()
+        return _l2_normalise(self._run(self._pieces([text])))[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text: the model's own tokenizer, no special tokens, no truncation."""
@@ -172,7 +187,6 @@ class OnnxEmbedder:
         """Load the tokenizer and the model now (e.g. before a server starts listening)."""
         self._ensure_tokenizer()
         self._ensure_session()
-        self._ensure_query_session()
 
     # --- encoding --------------------------------------------------------------------------------
 
@@ -197,9 +211,7 @@ class OnnxEmbedder:
             mask[row, :m + 2] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         feed = {name: feed[name] for name in self._input_names}
-        session = session or self._session
-        with self._query_lock if session is self._query_session else self._run_lock:
-            result = session.run(None, feed)[0]
+        result = (session or self._session).run(None, feed)[0]
         if not self._pooled:  # token vectors: attention-masked mean
             weights = mask[:, :, None].astype(np.float32)
             result = (result * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
@@ -245,23 +257,18 @@ class OnnxEmbedder:
                 session = self._session
         return session
 
-    def _ensure_query_session(self) -> Any:
-        """The single-threaded session for queries (the batch session when that has one thread)."""
-        if self.threads <= 1:
-            return self._ensure_session()
-        session = self._query_session
-        if session is None:
-            self._ensure_tokenizer()
+    def _ensure_workers(self) -> ThreadPoolExecutor:
+        workers = self._workers
+        if workers is None:
             with self._load_lock:
-                if self._query_session is None:
-                    self._query_session = self._load(threads=1)
-                session = self._query_session
-        return session
+                if self._workers is None:
+                    self._workers = ThreadPoolExecutor(self.threads, thread_name_prefix="querio-embed")
+                workers = self._workers
+        return workers
 
-    def _load(self, threads: int | None = None) -> Any:
-        """Create a session (``threads``: intra-op threads, default ``self.threads``), check the
-        manifest and the output width with one probe run. Called under ``_load_lock``; the
-        caller publishes the session only when all is well."""
+    def _load(self) -> Any:
+        """Create the session, check the manifest and the output width with one probe run.
+        Called under ``_load_lock``; the caller publishes the session only when all is well."""
         started = time.perf_counter()
         path = self.model_dir / MODEL_FILE
         if not path.is_file():
@@ -272,13 +279,11 @@ class OnnxEmbedder:
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ConfigurationError("the ONNX embedder needs the 'onnxruntime' package") from exc
         options = ort.SessionOptions()
-        threads = threads or self.threads
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1  # each run on its caller's thread; parallel runs (above)
         options.inter_op_num_threads = 1
-        # no busy-waiting between operators: on a shared or throttled CPU (other processes, the
-        # database on the same cores, Lambda) spinning threads steal the time the work needs
-        # (load average 3.5: one query p50 22 ms spinning, 10 ms without; eval chunks, qint8,
-        # same minute: 101 chunks/s without spinning, 73 with)
+        # never busy-wait (moot with one intra-op thread, kept should that change): on a shared
+        # CPU spinning threads steal the time the work needs (load 3.5: query p50 22 ms spinning,
+        # 10 ms without; eval chunks, qint8: 101 chunks/s without spinning, 73 with)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -305,8 +310,8 @@ class OnnxEmbedder:
                 f"ONNX embedding model {path} gives vectors of shape {probe.shape[1:]}, expected ({self.dimension},)")
         self.precision = manifest.get("precision") if manifest else None
         self.load_seconds = time.perf_counter() - started
-        log.info("embedding model %s (onnx %s) loaded from %s in %.2f s (%d threads)", self.model_name,
-                 self.precision or "unknown precision", self.model_dir, self.load_seconds, threads)
+        log.info("embedding model %s (onnx %s) loaded from %s in %.2f s (%d batches at once)", self.model_name,
+                 self.precision or "unknown precision", self.model_dir, self.load_seconds, self.threads)
         return session
 
     def _read_manifest(self) -> dict[str, Any] | None:

@@ -111,18 +111,36 @@ def test_query_vector(onnx: OnnxEmbedder) -> None:
     np.testing.assert_allclose(q, onnx.embed_documents([TEXTS[0]])[0], atol=2e-5)
 
 
-def test_queries_run_on_their_own_single_threaded_session(onnx_dir: Path) -> None:
-    """A query loads only the one-thread session (a search-only process never loads the batch
-    session) and embeds exactly as a batch of one does on the batch session."""
-    e = OnnxEmbedder(onnx_dir, threads=2)
+def test_one_single_threaded_session_runs_batches_in_parallel(onnx_dir: Path) -> None:
+    """Queries and document batches share one session of one intra-op thread; a call's batches
+    run ``threads`` at once on worker threads, and give the vectors a sequential run gives."""
+    texts = [f"{t} {i}" for i in range(5) for t in TEXTS]  # several batches of 4
+    sequential = OnnxEmbedder(onnx_dir, batch_size=4, threads=1).embed_documents(texts)
+    e = OnnxEmbedder(onnx_dir, batch_size=4, threads=2)
     q = e.embed_query(TEXTS[1])
-    assert e.loaded and e._session is None and e._query_session is not None
-    assert e._query_session.get_session_options().intra_op_num_threads == 1
+    assert e.loaded and e._workers is None  # a search-only process starts no workers
+    assert e._session.get_session_options().intra_op_num_threads == 1
+    session, running, most, seen = e._session, [0], [0], set()
+    lock = threading.Lock()
+
+    class Counting:  # how many runs overlap, and on which threads
+        def run(self, *a: Any) -> Any:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                seen.add(threading.get_ident())
+            time.sleep(0.02)
+            try:
+                return session.run(*a)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    e._session = Counting()
+    parallel = e.embed_documents(texts)
+    assert most[0] == 2 and len(seen) == 2 and threading.get_ident() not in seen
+    np.testing.assert_array_equal(parallel, sequential)
     np.testing.assert_allclose(q, e.embed_documents([TEXTS[1]])[0], atol=2e-5)
-    assert e._session.get_session_options().intra_op_num_threads == 2
-    one = OnnxEmbedder(onnx_dir, threads=1)  # one thread anyway: one session serves both
-    one.embed_query(TEXTS[1])
-    assert one._query_session is None and one._session is not None
 
 
 def test_window_is_256(onnx: OnnxEmbedder) -> None:

@@ -268,3 +268,33 @@ def test_words_are_not_glued_in_t1_encoded_tex_fonts(eval_pdf_dir: Path) -> None
     page = parsed.pages[3].text
     assert "This family of commands are used to create a" in page
     assert "Thisfamily" not in page
+
+
+@pytest.mark.parametrize("name", ["clsguide.pdf", "usrguide.pdf"])
+def test_fonts_are_built_once_per_parse_with_the_same_text(eval_pdf_dir: Path, name: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """pypdf builds a page's fonts (their ToUnicode maps parsed) on every page; a parse builds
+    each once (``FONT_REUSE``) and must not change a character: its text equals a parse that
+    builds every font afresh, as pypdf does on its own."""
+    import contextlib
+
+    import pypdf.generic._font as pypdf_font
+
+    import querio.ingest.pdf as pdf
+
+    assert pdf.FONT_REUSE
+    builds = {"n": 0}
+    get_encoding = pypdf_font.get_encoding
+
+    def counted(*a: object) -> object:
+        builds["n"] += 1
+        return get_encoding(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pypdf_font, "get_encoding", counted)
+    data = (eval_pdf_dir / name).read_bytes()
+    reused = parse_pdf(data)
+    once = builds["n"]
+    monkeypatch.setattr(pdf, "_font_reuse", contextlib.nullcontext)  # no cache: pypdf as shipped
+    fresh = parse_pdf(data)
+    assert [p.text for p in reused.pages] == [p.text for p in fresh.pages]
+    assert 0 < once * 3 < builds["n"] - once  # each font once, against once per page that uses it
