@@ -21,10 +21,11 @@ loading under a lock, ``warm()`` and ``load_seconds``. Differences that matter:
   synchronises its threads after every operator, so when anything else needs a core (the
   next file's parse, the database) the whole run waits for its slowest thread, and the cores
   took turns (issue 13: parsing the next file beside a two-thread session gained 1-5 %).
-  Independent batches have no such barrier. Measured in one process (2 cores, the eval
-  chunks, ``qint8``, batch 32): alone, 64.0 / 56.0 chunks/s on two intra-op threads against
-  67.6 / 56.8 data-parallel (two rounds; the same vectors); with the next file parsed
-  beside it, see ``querio.ingest.bulk``. A ~15-word-piece query takes as long on one thread
+  Independent batches have no such barrier. Measured in one process (2 cores, the 2,242 eval
+  chunks, ``qint8``, two rounds): alone the two are within noise, 64.0 / 56.0 chunks/s on two
+  intra-op threads (batch 32) against 59.7 / 56.7 data-parallel at batch 32 and 67.6 / 56.8 at
+  batch 16, with the same vectors at the same batch size; with the next file parsed beside
+  it, see ``querio.ingest.bulk``. A ~15-word-piece query takes as long on one thread
   as on two (p50 4.0 against 3.9 ms), so the other core stays free for the database's BM25
   read that a search overlaps with it;
 * tokenization is shared too (the tokenizer is never reconfigured after load).
