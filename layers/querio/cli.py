@@ -58,6 +58,7 @@ from rich.text import Text
 from querio.config import Settings, load_settings
 from querio.errors import QuerioError
 from querio.ingest.bulk import default_workers, ingest_concurrently
+from querio.ingest.pipeline import display_filename
 from querio.models import (
     DocumentStatus,
     IngestOutcome,
@@ -238,6 +239,12 @@ def cmd_ingest(ctx: Ctx) -> int:
             for index, result in ingest_concurrently(files, ingest, workers=args.workers, size=_file_size):
                 done.append((index, result))
                 progress.advance(task)
+            # Identical bytes twice in one run: the copy that lost the claim saw the other worker's
+            # document still processing. Asked again now that every worker is done, it is reported
+            # as the duplicate it is (or still in progress, when another process holds it).
+            for at, (index, result) in enumerate(done):
+                if result.status == "in_progress":
+                    done[at] = (index, ingest(files[index]))
             progress.update(task, description="done")
         results.extend(r for _, r in sorted(done, key=lambda d: d[0]))  # in the order given
     elapsed = time.perf_counter() - started
@@ -265,7 +272,7 @@ def print_ingest_summary(ctx: Ctx, results: Sequence[FileResult], totals: dict[s
         table.add_column(col, justify="right")
     table.add_column("reason", overflow="fold")
     for r in results:
-        table.add_row(Text(r.filename), Text(STATUS_LABEL[r.status], style=STATUS_STYLE[r.status]),
+        table.add_row(Text(display_filename(r.filename)), Text(STATUS_LABEL[r.status], style=STATUS_STYLE[r.status]),
                       str(r.pages or ""), str(r.chunks or ""), f"{r.seconds:.2f}",
                       Text(r.reason or ""))
     ctx.out.print(table)

@@ -109,6 +109,20 @@ def test_ingest_folder_reports_good_and_bad_files_and_exits_1(first_ingest: Inge
     assert "pages/s" in out
 
 
+def test_identical_files_in_one_run_are_one_document_and_a_duplicate(tmp_path: Path) -> None:
+    """Two files in flight with the same bytes: one is ingested, the other reported as its
+    duplicate (not "in progress"), whichever worker claims first."""
+    folder = tmp_path / "twins"
+    folder.mkdir()
+    data = make_text_pdf(PAGES, title="Twins")
+    for name in ("a.pdf", "b.pdf"):
+        (folder / name).write_bytes(data)
+    proc = run("ingest", str(folder), "--workers", "2", "--json", data_dir=tmp_path / "data")
+    assert proc.returncode == 0, proc.stderr
+    statuses = sorted(f["status"] for f in as_json(proc)["files"])
+    assert statuses == ["duplicate", "ingested"], proc.stdout
+
+
 def test_ingest_json_is_machine_readable(first_ingest: Ingest, data_dir: Path,
                                          corpus: Path) -> None:
     proc = run("ingest", str(corpus), "--json", data_dir=data_dir)
