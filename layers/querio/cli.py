@@ -224,7 +224,7 @@ def cmd_ingest(ctx: Ctx) -> int:
         def ingest(path: Path) -> FileResult:
             def phase(msg: str) -> None:
                 with lock:
-                    phases[str(path)] = f"{path.name}: {msg}"
+                    phases[str(path)] = f"{display_filename(path.name)}: {msg}"
                     progress.update(task, description=" | ".join(phases.values()))
 
             try:

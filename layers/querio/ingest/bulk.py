@@ -36,11 +36,11 @@ def ingest_concurrently(items: Sequence[T], ingest: Callable[[T], R], *, workers
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     order = sorted(range(len(items)), key=lambda i: -size(items[i])) if size else list(range(len(items)))
-    if (workers or default_workers()) == 1 or len(items) <= 1:
+    width = min(workers or default_workers(), len(items))
+    if width <= 1:
         for i in order:
             yield i, ingest(items[i])
         return
-    width = min(workers or default_workers(), len(items))
     pending = iter(order)
     with ThreadPoolExecutor(width, thread_name_prefix="querio-ingest") as pool:
         running: dict[Future[R], int] = {}

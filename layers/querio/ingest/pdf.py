@@ -292,7 +292,7 @@ def _install_font_reuse() -> bool:
     """
     try:
         from pypdf.generic._font import Font
-    except ImportError:  # pragma: no cover - pypdf < 6.1 builds fonts elsewhere
+    except ImportError:  # pragma: no cover - an older pypdf builds fonts elsewhere
         return False
     original = Font.__dict__.get("from_font_resource")
     if not isinstance(original, classmethod):  # pragma: no cover - another pypdf layout
@@ -332,25 +332,20 @@ def _font_reuse() -> Iterator[None]:
 def _extract_pages(reader: PdfReader, page_count: int, first: int = 1
                    ) -> tuple[list[str], list[tuple[int, BaseException]]]:
     """Text of pages ``first..page_count`` (1-based, inclusive) and the pages that failed."""
-    with _font_reuse():
-        return _extract_each(reader, page_count, first)
-
-
-def _extract_each(reader: PdfReader, page_count: int, first: int
-                  ) -> tuple[list[str], list[tuple[int, BaseException]]]:
     texts: list[str] = []
     failures: list[tuple[int, BaseException]] = []
     fixed_fonts: set[int] = set()
-    for number in range(first, page_count + 1):
-        try:
-            page = reader.pages[number - 1]
-            _fix_visible_space_fonts(page, fixed_fonts)
-            texts.append(page.extract_text())
-        except MemoryError:
-            raise
-        except Exception as exc:  # pypdf raises anything on odd pages; logged above
-            texts.append("")
-            failures.append((number, exc))
+    with _font_reuse():
+        for number in range(first, page_count + 1):
+            try:
+                page = reader.pages[number - 1]
+                _fix_visible_space_fonts(page, fixed_fonts)
+                texts.append(page.extract_text())
+            except MemoryError:
+                raise
+            except Exception as exc:  # pypdf raises anything on odd pages; logged above
+                texts.append("")
+                failures.append((number, exc))
     return texts, failures
 
 
