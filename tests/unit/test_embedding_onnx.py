@@ -143,6 +143,64 @@ def test_one_single_threaded_session_runs_batches_in_parallel(onnx_dir: Path) ->
     np.testing.assert_allclose(q, e.embed_documents([TEXTS[1]])[0], atol=2e-5)
 
 
+class _Recording:
+    """Wraps a session: the input arrays of every run."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.feeds = session, []
+
+    def run(self, names: Any, feed: dict[str, np.ndarray]) -> Any:
+        self.feeds.append(feed)
+        return self.session.run(names, feed)
+
+
+def test_the_export_takes_no_mask_and_batches_hold_one_token_length(onnx_dir: Path) -> None:
+    """No row of a batch is padded: the graph has no attention mask, so a pad token would count."""
+    texts = [f"{t} {i}" for i in range(3) for t in TEXTS] + ["one two", "three four", "five six"]
+    e = OnnxEmbedder(onnx_dir, batch_size=2, threads=1)
+    e.warm()
+    assert e._input_names == ("input_ids",) and not e._masked
+    e._session = recording = _Recording(e._session)
+    vectors = e.embed_documents(texts)
+    ids = [f["input_ids"] for f in recording.feeds]
+    assert all(set(f) == {"input_ids"} for f in recording.feeds)
+    assert sum(len(b) for b in ids) == len(texts) and max(len(b) for b in ids) == 2
+    assert all((b[:, -1] == e._sep).all() and (b != 0).all() for b in ids)  # [SEP] last: no padding
+    assert any(len(b) == 2 for b in ids)  # equal lengths still share a batch
+    np.testing.assert_allclose(vectors, np.stack([e.embed_query(t) for t in texts]), atol=2e-5)
+    with pytest.raises(ValueError, match="one token length"):
+        e._run([[7592], [7592, 2088]])
+
+
+def test_a_graph_with_a_mask_gets_padded_batches(onnx_dir: Path, tmp_path: Path) -> None:
+    """A model with an attention_mask input (token vectors, pooled here) may mix lengths in a batch."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    d = _copy(onnx_dir, tmp_path / "m", "tokenizer.json")
+    graph = helper.make_graph(  # token vector = its id, repeated 384 times
+        [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("Unsqueeze", ["f", "axes"], ["u"]),
+         helper.make_node("Expand", ["u", "shape"], ["token_embeddings"])],
+        "tiny",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])],
+        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["b", "s", 384])],
+        [helper.make_tensor("axes", TensorProto.INT64, [1], [2]),
+         helper.make_tensor("shape", TensorProto.INT64, [3], [1, 1, 384])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(d / "model.onnx"))
+    e = OnnxEmbedder(d, batch_size=8, threads=1)
+    e.warm()
+    assert e._masked
+    e._session = recording = _Recording(e._session)
+    vectors = e.embed_documents(["hello", "hello world, again", "x"])
+    assert len(recording.feeds) == 1 and (recording.feeds[0]["attention_mask"] == 0).any()  # padded
+    assert np.isfinite(vectors).all() and vectors.shape == (3, 384)
+
+
 def test_window_is_256(onnx: OnnxEmbedder) -> None:
     base = "word " * 300
     a, b = onnx.embed_documents([base, base + " completely different ending about cooking"])
@@ -285,6 +343,7 @@ def test_export_writes_a_checked_deterministic_manifest(onnx_dir: Path) -> None:
     manifest = model_export.read_manifest(onnx_dir)
     assert manifest is not None
     assert manifest["precision"] == "fp32" and manifest["opset"] == 17 and manifest["dimension"] == 384
+    assert manifest["inputs"] == ["input_ids"] and manifest["format"] == model_export.FORMAT
     assert manifest["model_sha256"] == model_export.sha256_file(onnx_dir / "model.onnx")
     assert manifest["source_version"] == model_export.source_version()
     assert not any("date" in k or "time" in k for k in manifest)  # nothing that changes run to run
