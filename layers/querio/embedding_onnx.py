@@ -168,8 +168,8 @@ class OnnxEmbedder:
         lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=n)
         capped = np.minimum(lengths, self.max_tokens - 2)
         order = np.argsort(capped, kind="stable")
-        runs = [order] if self._masked else np.split(order, np.flatnonzero(np.diff(capped[order])) + 1)
-        batches = [run[lo:lo + self.batch_size] for run in runs for lo in range(0, len(run), self.batch_size)]
+        groups = [order] if self._masked else np.split(order, np.flatnonzero(np.diff(capped[order])) + 1)
+        batches = [g[lo:lo + self.batch_size] for g in groups for lo in range(0, len(g), self.batch_size)]
         out = np.empty((n, self.dimension), dtype=np.float32)
         if len(batches) == 1 or self.threads == 1:
             for idx in batches:
