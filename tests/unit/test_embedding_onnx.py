@@ -172,26 +172,33 @@ def test_the_export_takes_no_mask_and_batches_hold_one_token_length(onnx_dir: Pa
         e._run([[7592], [7592, 2088]])
 
 
-def test_a_graph_with_a_mask_gets_padded_batches(onnx_dir: Path, tmp_path: Path) -> None:
-    """A model with an attention_mask input (token vectors, pooled here) may mix lengths in a batch."""
+def _token_vector_model(onnx_dir: Path, dst: Path, *, width: int) -> Path:
+    """A tiny model directory: inputs input_ids and attention_mask; each token's vector is its id,
+    ``width`` times (rank 3, so the embedder pools it)."""
     import onnx
     from onnx import TensorProto, helper
 
-    d = _copy(onnx_dir, tmp_path / "m", "tokenizer.json")
-    graph = helper.make_graph(  # token vector = its id, repeated 384 times
+    d = _copy(onnx_dir, dst, "tokenizer.json")
+    graph = helper.make_graph(
         [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
          helper.make_node("Unsqueeze", ["f", "axes"], ["u"]),
          helper.make_node("Expand", ["u", "shape"], ["token_embeddings"])],
         "tiny",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])],
-        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["b", "s", 384])],
+        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["b", "s", width])],
         [helper.make_tensor("axes", TensorProto.INT64, [1], [2]),
-         helper.make_tensor("shape", TensorProto.INT64, [3], [1, 1, 384])],
+         helper.make_tensor("shape", TensorProto.INT64, [3], [1, 1, width])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(d / "model.onnx"))
+    return d
+
+
+def test_a_graph_with_a_mask_gets_padded_batches(onnx_dir: Path, tmp_path: Path) -> None:
+    """A model with an attention_mask input (token vectors, pooled here) may mix lengths in a batch."""
+    d = _token_vector_model(onnx_dir, tmp_path / "m", width=384)
     e = OnnxEmbedder(d, batch_size=8, threads=1)
     e.warm()
     assert e._masked
@@ -313,24 +320,7 @@ def test_manifest_of_another_model(onnx_dir: Path, tmp_path: Path) -> None:
 
 def test_dimension_mismatch(onnx_dir: Path, tmp_path: Path) -> None:
     """A model whose vectors are 8-d (token vectors, rank 3, so pooled here) is refused at load."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    d = _copy(onnx_dir, tmp_path / "m", "tokenizer.json")
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
-         helper.make_node("Unsqueeze", ["f", "axes"], ["u"]),
-         helper.make_node("Expand", ["u", "shape"], ["token_embeddings"])],
-        "tiny",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])],
-        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["b", "s", 8])],
-        [helper.make_tensor("axes", TensorProto.INT64, [1], [2]),
-         helper.make_tensor("shape", TensorProto.INT64, [3], [1, 1, 8])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(d / "model.onnx"))
+    d = _token_vector_model(onnx_dir, tmp_path / "m", width=8)
     with pytest.raises(ConfigurationError, match=r"shape \(8,\), expected \(384,\)"):
         OnnxEmbedder(d).embed_query("x")
 
