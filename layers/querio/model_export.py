@@ -323,11 +323,12 @@ def _export_fp32(reference_model: Any, path: Path, source: Path) -> None:
     No attention mask: the embedder batches texts of equal token length (``querio.embedding_onnx``),
     so no row is padded and every token counts, which is what the masked mean over a padded batch
     computes too (a lone query is never padded either). Why: the mask is added to every head's
-    ``S x S`` scores in all six layers. Without it, on the 2,242 chunks of the eval manuals
-    (``qint8``, one thread, three alternating rounds in one process, batches of 16): 41.3 / 43.6 /
-    42.7 chunks/s with the mask and padded length-sorted batches against 58.0 / 61.5 / 53.5
-    without, 1.37x; cosine to the fp32 reference min 0.987, mean 0.9942 (0.982 / 0.9941 with
-    the mask: padding no longer shifts the dynamic quantization's ranges).
+    ``S x S`` scores in all six layers. Without it, on every other one of the eval manuals' 2,242
+    chunks (``qint8``, one thread, batches of 16, three alternating rounds in one process while
+    another benchmark loaded the machine): 41.3 / 43.6 / 42.7 chunks/s with the mask and padded
+    length-sorted batches against 58.0 / 61.5 / 53.5 without, 1.37x; cosine to the fp32
+    reference min 0.987, mean 0.9942 (0.982 / 0.9941 with the mask: padding no longer shifts
+    the dynamic quantization's ranges).
     """
     import torch
     from transformers import AutoModel
